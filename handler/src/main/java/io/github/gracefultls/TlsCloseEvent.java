@@ -1,0 +1,129 @@
+package io.github.gracefultls;
+
+import java.time.Duration;
+import java.util.Objects;
+
+/**
+ * The outcome of the TLS closure of one channel. {@link GracefulTlsCloseHandler} fires exactly one per channel whose
+ * handshake succeeded, as a user event, before {@code channelInactive} reaches the handlers after it, and completes
+ * {@link GracefulTlsCloseHandler#closeFuture()} with the same instance.
+ *
+ * <pre>
+ * public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+ *     if (evt instanceof TlsCloseEvent) {
+ *         TlsCloseEvent e = (TlsCloseEvent) evt;
+ *         if (!e.isClean()) {
+ *             log.warn("{} TLS stream not cleanly closed: {}", ctx.channel(), e, e.cause());
+ *         }
+ *     }
+ *     ctx.fireUserEventTriggered(evt);
+ * }
+ * </pre>
+ *
+ * <p>Instances are immutable.
+ */
+public final class TlsCloseEvent {
+
+    private final TlsCloseStatus status;
+    private final TlsCloseInitiator initiator;
+    private final TlsCloseMode mode;
+    private final Duration elapsed;
+    private final Throwable cause;
+    private final long discardedBytes;
+
+    TlsCloseEvent(TlsCloseStatus status, TlsCloseInitiator initiator, TlsCloseMode mode, Duration elapsed,
+                  Throwable cause, long discardedBytes) {
+        this.status = Objects.requireNonNull(status, "status");
+        this.initiator = Objects.requireNonNull(initiator, "initiator");
+        this.mode = mode;
+        this.elapsed = Objects.requireNonNull(elapsed, "elapsed");
+        this.cause = cause;
+        this.discardedBytes = discardedBytes;
+    }
+
+    /**
+     * Returns the outcome.
+     */
+    public TlsCloseStatus status() {
+        return status;
+    }
+
+    /**
+     * Returns {@code true} when the peer's {@code close_notify} arrived: {@code status() == CLOSE_NOTIFY_RECEIVED}.
+     */
+    public boolean isClean() {
+        return status == TlsCloseStatus.CLOSE_NOTIFY_RECEIVED;
+    }
+
+    /**
+     * Returns which side began the closure.
+     */
+    public TlsCloseInitiator initiator() {
+        return initiator;
+    }
+
+    /**
+     * Returns the mode of the local closure, or {@code null} when the peer began and this side never called
+     * {@code bye}, {@code shutdownOutput} or {@code close}.
+     */
+    public TlsCloseMode mode() {
+        return mode;
+    }
+
+    /**
+     * Returns the time from the start of our shutdown to the outcome, read from the channel executor's clock, or
+     * {@link Duration#ZERO} if the peer began.
+     */
+    public Duration elapsed() {
+        return elapsed;
+    }
+
+    /**
+     * Returns why the closure was not clean, or {@code null} when it was.
+     */
+    public Throwable cause() {
+        return cause;
+    }
+
+    /**
+     * Returns the number of application bytes released unread while waiting for the peer's {@code close_notify}
+     * under {@link TlsCloseMode#SHUT_RDWR}.
+     */
+    public long discardedBytes() {
+        return discardedBytes;
+    }
+
+    /**
+     * Returns a one-line description, for example {@code TlsCloseEvent(CLOSE_NOTIFY_RECEIVED, LOCAL, SHUT_RDWR, 1.2ms)}.
+     */
+    @Override
+    public String toString() {
+        StringBuilder b = new StringBuilder(64).append("TlsCloseEvent(")
+                .append(status).append(", ").append(initiator).append(", ")
+                .append(mode == null ? "-" : mode.name()).append(", ");
+        appendDuration(b, elapsed);
+        if (discardedBytes > 0) {
+            b.append(", discarded ").append(discardedBytes).append(" B");
+        }
+        if (cause != null) {
+            b.append(", ").append(cause.getClass().getSimpleName());
+            if (cause.getMessage() != null) {
+                b.append(": ").append(cause.getMessage());
+            }
+        }
+        return b.append(')').toString();
+    }
+
+    private static void appendDuration(StringBuilder b, Duration d) {
+        long nanos = d.toNanos();
+        if (nanos < 1_000_000L) {
+            b.append(nanos / 1000L).append("us");
+        } else if (nanos < 10_000_000_000L) {
+            long tenthsOfMillis = nanos / 100_000L;
+            b.append(tenthsOfMillis / 10).append('.').append(tenthsOfMillis % 10).append("ms");
+        } else {
+            long tenthsOfSeconds = nanos / 100_000_000L;
+            b.append(tenthsOfSeconds / 10).append('.').append(tenthsOfSeconds % 10).append('s');
+        }
+    }
+}

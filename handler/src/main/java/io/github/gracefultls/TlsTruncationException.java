@@ -1,0 +1,36 @@
+package io.github.gracefultls;
+
+import javax.net.ssl.SSLException;
+
+/**
+ * The cause of a {@link TlsCloseStatus#TRUNCATED} outcome: the transport's input ended (FIN, RST or the channel
+ * going inactive) before the peer's {@code close_notify}. A truncation at a record boundary is what a peer that
+ * simply closes TCP produces; one inside a record means bytes of a record were cut off in transit.
+ */
+public final class TlsTruncationException extends SSLException {
+
+    private static final long serialVersionUID = 1L;
+
+    private final int undecodedBytes;
+
+    TlsTruncationException(String message, int undecodedBytes, Throwable cause) {
+        super(message, cause);
+        this.undecodedBytes = undecodedBytes;
+    }
+
+    /**
+     * Returns {@code true} when the input ended inside a TLS record: some bytes of a record had arrived, the rest
+     * never did.
+     */
+    public boolean isInsideRecord() {
+        return undecodedBytes > 0;
+    }
+
+    /**
+     * Returns how many bytes of an incomplete TLS record had arrived when the input ended: {@code 0} at a record
+     * boundary, {@code -1} when the {@code SslHandler}'s buffer could not be inspected.
+     */
+    public int undecodedBytes() {
+        return undecodedBytes;
+    }
+}
