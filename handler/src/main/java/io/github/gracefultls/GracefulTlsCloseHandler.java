@@ -11,6 +11,7 @@ import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.ChannelOutputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.DecoderException;
+import io.netty.handler.ssl.SslClosedEngineException;
 import io.netty.handler.ssl.SslCloseCompletionEvent;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
@@ -59,7 +60,7 @@ import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
  * <p>Every channel whose handshake succeeded gets exactly one {@link TlsCloseEvent}, fired as a user event before
  * {@code channelInactive} reaches the handlers after this one:
  *
- * <table border="1">
+ * <table class="striped">
  *   <caption>Outcomes</caption>
  *   <tr><th>{@link TlsCloseStatus}</th><th>when</th><th>then</th></tr>
  *   <tr><td>{@code CLOSE_NOTIFY_RECEIVED}</td><td>the peer's {@code close_notify} arrived</td>
@@ -72,7 +73,7 @@ import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
  *       a handler removed mid-close</td><td>the channel is closed</td></tr>
  * </table>
  *
- * <h3>Example</h3>
+ * <h2>Example</h2>
  * <pre>
  * public class MyInitializer extends ChannelInitializer&lt;SocketChannel&gt; {
  *     public void initChannel(SocketChannel ch) {
@@ -96,18 +97,18 @@ import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
  * }
  * </pre>
  *
- * <h3>Futures</h3>
+ * <h2>Futures</h2>
  * The futures of {@link #bye(TlsCloseMode)}, {@link #shutdownOutput()} and {@link #closeFuture()} succeed with the
  * {@link TlsCloseEvent} whatever its status: a timeout or a truncation is an outcome, not an error. They fail only
  * when the call itself is invalid: before the handshake succeeded, or without a {@code SslHandler}. A second
  * {@code close()}, {@code bye()} or {@code shutdownOutput()} joins the closure under way.
  *
- * <h3>Exceptions</h3>
+ * <h2>Exceptions</h2>
  * After the handshake, an {@link IOException} or {@link SSLException} that ends the TLS session (a reset, a fatal
  * alert, garbage after {@code close_notify}) is reported as the event's {@link TlsCloseEvent#cause() cause} and not
  * propagated to the handlers after this one.
  *
- * <h3>Threading</h3>
+ * <h2>Threading</h2>
  * {@link #bye(TlsCloseMode)}, {@link #shutdownOutput()}, {@link #shutdownOutput(Channel)} and {@link #closeFuture()}
  * may be called from any thread; the work runs on the channel's event loop, as does everything else.
  *
@@ -283,10 +284,13 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (sslHandler == null) {
             return;
         }
-        removeQuietly(observer);
         Closure c = closure;
-        if (c != null && c.guard != null) {
-            removeQuietly(c.guard);
+        if (ctx.channel().isRegistered()) {
+            // Not while the pipeline is being torn down after the channel closed: it removes them itself.
+            removeQuietly(observer);
+            if (c != null && c.guard != null) {
+                removeQuietly(c.guard);
+            }
         }
         if (c != null && !c.finished && c.event == null && c.localStarted) {
             // Removed by the application mid-close: report it, and close since the TLS state is unknown.
@@ -948,7 +952,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (t instanceof DecoderException && t.getCause() != null) {
             t = t.getCause();
         }
-        return t instanceof IOException ? t : null;
+        // A rejected write (ours or the SslHandler's, fired for a void promise) does not end the session.
+        return t instanceof IOException && !(t instanceof SslClosedEngineException) ? t : null;
     }
 
     static String format(long nanos) {

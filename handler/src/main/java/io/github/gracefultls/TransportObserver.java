@@ -4,6 +4,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 
+import javax.net.ssl.SSLException;
 import java.io.IOException;
 
 /**
@@ -30,7 +31,7 @@ final class TransportObserver extends ChannelInboundHandlerAdapter {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) throws Exception {
-        if (cause instanceof IOException) {
+        if (cause instanceof IOException && !(cause instanceof SSLException)) {
             owner.transportInputEnding();
         }
         ctx.fireExceptionCaught(cause);
