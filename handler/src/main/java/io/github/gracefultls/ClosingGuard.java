@@ -33,6 +33,7 @@ final class ClosingGuard extends ChannelDuplexHandler {
 
     @Override
     public void channelReadComplete(ChannelHandlerContext ctx) {
+        owner.recheckPeerCloseNotify();
         if (owner.isDiscardingInbound() && !ctx.channel().config().isAutoRead()) {
             // Nobody downstream asks for more while we wait for the peer's close_notify.
             ctx.read();

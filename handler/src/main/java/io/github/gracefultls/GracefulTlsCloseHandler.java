@@ -143,7 +143,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     private TransportObserver observer;
     /** Allocated when a closure begins; idle channels have none. */
     private Closure closure;
-    /** Undecoded bytes in the SslHandler when the transport's input ended, or UNKNOWN. */
+    /** The peer's close_notify has arrived, as verified by checkPeerCloseNotify(). */
+    private boolean peerCloseNotify;
+    /** Bytes of an incomplete TLS record when the transport's input ended, -1 if unknown, or UNKNOWN. */
     private int undecodedAtInputEnd = UNKNOWN;
     /** Completed with the one TlsCloseEvent of this channel; created on demand. */
     private volatile Promise<TlsCloseEvent> outcome;
@@ -261,7 +263,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         this.ctx = ctx;
         this.sslCtx = sslCtx;
         this.sslHandler = (SslHandler) sslCtx.handler();
-        observer = new TransportObserver(this);
+        // Bytes read before now were not followed: record framing is then only known from the SslHandler's buffer.
+        observer = new TransportObserver(this, !ctx.channel().isActive());
         ctx.pipeline().addBefore(sslCtx.name(), null, observer);
     }
 
@@ -355,7 +358,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             SslCloseCompletionEvent e = (SslCloseCompletionEvent) evt;
             if (handshakeSucceeded()) {
                 if (e.isSuccess()) {
-                    onPeerCloseNotify();
+                    if (checkPeerCloseNotify()) {
+                        onPeerCloseNotify();
+                    }
+                    // Otherwise a false signal: OpenSSL's engine reports CLOSED for any input once our own
+                    // close_notify is out. The ClosingGuard checks again after each read.
                 } else if (e.cause() instanceof ClosedChannelException) {
                     onTransportEnded(e.cause(), "the channel became inactive");
                 } else {
@@ -400,7 +407,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
         if (handshakeSucceeded()) {
-            if (sslHandler.sslCloseFuture().isSuccess()) {
+            if (peerCloseNotify) {
                 onPeerCloseNotify();
             } else {
                 onTransportEnded(null, "the channel became inactive");
@@ -433,7 +440,16 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     void transportInputEnding() {
         if (undecodedAtInputEnd == UNKNOWN && sslHandler != null) {
-            undecodedAtInputEnd = SslHandlerAccess.undecodedBytes(sslHandler);
+            int partial = observer.partialRecordBytes();
+            undecodedAtInputEnd = partial >= 0 ? partial : SslHandlerAccess.undecodedBytes(sslHandler);
+        }
+    }
+
+    /** Called by the ClosingGuard after each read while our closure is under way. */
+    void recheckPeerCloseNotify() {
+        Closure c = closure;
+        if (c != null && !c.finished && !peerCloseNotify && checkPeerCloseNotify()) {
+            onPeerCloseNotify();
         }
     }
 
@@ -559,7 +575,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     /** Begins a local closure, or joins the one under way, and makes sure our close_notify is on its way. */
     private Closure begin(TlsCloseMode mode) {
         Closure c = closure;
-        if (c == null && sslHandler.sslCloseFuture().isSuccess()) {
+        if (c == null && checkPeerCloseNotify()) {
             // The peer's close_notify has arrived but its event is still on its way to us: the peer began.
             onPeerCloseNotify();
             c = closure;
@@ -696,7 +712,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     }
 
     private void onTransportEnded(Throwable cause, String what) {
-        if (sslHandler.sslCloseFuture().isSuccess()) {
+        if (checkPeerCloseNotify()) {
             // The peer's close_notify came first: a clean end, whatever the transport does next.
             if (closure == null) {
                 onPeerCloseNotify();
@@ -886,6 +902,20 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     // ------------------------------------------------------------------------------------------------------------
     // Helpers
     // ------------------------------------------------------------------------------------------------------------
+
+    /**
+     * Returns whether the peer's close_notify has arrived. The SslHandler's close future alone is not enough: once
+     * our close_notify is out, OpenSSL's engine reports CLOSED for any input and the future succeeds. An engine's
+     * inbound side is done only after the peer's close_notify, or after closeInbound(), which the SslHandler calls
+     * only on failures and when the channel goes inactive: so the check is made while the channel is active.
+     */
+    private boolean checkPeerCloseNotify() {
+        if (!peerCloseNotify && sslHandler != null && sslHandler.sslCloseFuture().isSuccess()
+                && ctx.channel().isActive() && sslHandler.engine().isInboundDone()) {
+            peerCloseNotify = true;
+        }
+        return peerCloseNotify;
+    }
 
     private boolean handshakeSucceeded() {
         return sslHandler != null && sslHandler.handshakeFuture().isSuccess();

@@ -1,5 +1,6 @@
 package io.github.gracefultls;
 
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
@@ -8,17 +9,69 @@ import javax.net.ssl.SSLException;
 import java.io.IOException;
 
 /**
- * Sits right before the {@code SslHandler}, where it sees the end of the transport's input (FIN, an I/O error, the
- * channel going inactive) before the {@code SslHandler} releases its undecoded bytes. It records how many bytes of an
- * incomplete TLS record were waiting, so that a truncation can say whether it cut a record. It does not override
- * {@code channelRead}, so it costs nothing while data flows.
+ * Sits right before the {@code SslHandler} and follows the TLS record framing of the received bytes (5-byte headers
+ * and lengths only, nothing is copied), so that when the transport's input ends (FIN, an I/O error, the channel
+ * going inactive) a truncation can say whether it cut a record. The TLS engines cannot tell: OpenSSL keeps a partial
+ * record in its own buffer.
  */
 final class TransportObserver extends ChannelInboundHandlerAdapter {
 
-    private final GracefulTlsCloseHandler owner;
+    private static final int HEADER_LENGTH = 5;
 
-    TransportObserver(GracefulTlsCloseHandler owner) {
+    private final GracefulTlsCloseHandler owner;
+    /** False when added to a channel that had already received bytes: the framing is then unknown. */
+    private final boolean aligned;
+    /** Bytes of the current record (header included) received so far; 0 at a record boundary. */
+    private int received;
+    /** Body bytes of the current record still to come; -1 while its header is incomplete. */
+    private int bodyRemaining = -1;
+    private int lengthHighByte;
+
+    TransportObserver(GracefulTlsCloseHandler owner, boolean aligned) {
         this.owner = owner;
+        this.aligned = aligned;
+    }
+
+    /** Bytes of an incomplete record received so far: 0 at a record boundary, -1 if unknown. */
+    int partialRecordBytes() {
+        return aligned ? received : -1;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (msg instanceof ByteBuf) {
+            follow((ByteBuf) msg);
+        }
+        ctx.fireChannelRead(msg);
+    }
+
+    private void follow(ByteBuf buf) {
+        int i = buf.readerIndex();
+        final int end = buf.writerIndex();
+        while (i < end) {
+            if (bodyRemaining > 0) {
+                int n = Math.min(bodyRemaining, end - i);
+                bodyRemaining -= n;
+                i += n;
+                received = bodyRemaining == 0 ? 0 : received + n;
+                if (bodyRemaining == 0) {
+                    bodyRemaining = -1;
+                }
+                continue;
+            }
+            // Inside a header: 1 byte type, 2 bytes version, 2 bytes length.
+            received++;
+            if (received == HEADER_LENGTH - 1) {
+                lengthHighByte = buf.getUnsignedByte(i);
+            } else if (received == HEADER_LENGTH) {
+                bodyRemaining = lengthHighByte << 8 | buf.getUnsignedByte(i);
+                if (bodyRemaining == 0) {
+                    bodyRemaining = -1;
+                    received = 0;
+                }
+            }
+            i++;
+        }
     }
 
     @Override
