@@ -538,6 +538,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                     + (cause == null ? "" : ": it failed"), cause));
             return;
         }
+        if (ctx.isRemoved()) {
+            promise.tryFailure(new IllegalStateException(op.display + " called on a "
+                    + GracefulTlsCloseHandler.class.getSimpleName() + " that was removed from its pipeline"));
+            return;
+        }
         if (!ctx.channel().isActive() && (c == null || c.event == null)) {
             onTransportEnded(null, "the channel became inactive");
             c = closure;
@@ -735,8 +740,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     private void onFailure(Throwable cause) {
         Closure c = closure;
         if (c == null) {
-            c = closure = new Closure(sslHandler.engine().isOutboundDone()
-                    ? TlsCloseInitiator.LOCAL : TlsCloseInitiator.PEER, null, now());
+            boolean local = sslHandler.engine().isOutboundDone() || sslHandlerRemoved();
+            c = closure = new Closure(local ? TlsCloseInitiator.LOCAL : TlsCloseInitiator.PEER, null, now());
         }
         if (c.event == null) {
             conclude(c, TlsCloseStatus.FAILED, cause);

@@ -118,7 +118,7 @@ public final class TlsCloseEvent {
         long nanos = d.toNanos();
         if (nanos < 1_000_000L) {
             b.append(nanos / 1000L).append("us");
-        } else if (nanos < 10_000_000_000L) {
+        } else if (nanos < 1_000_000_000L) {
             long tenthsOfMillis = nanos / 100_000L;
             b.append(tenthsOfMillis / 10).append('.').append(tenthsOfMillis % 10).append("ms");
         } else {
