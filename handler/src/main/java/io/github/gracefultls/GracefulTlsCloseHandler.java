@@ -263,8 +263,10 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         this.ctx = ctx;
         this.sslCtx = sslCtx;
         this.sslHandler = (SslHandler) sslCtx.handler();
-        // Bytes read before now were not followed: record framing is then only known from the SslHandler's buffer.
-        observer = new TransportObserver(this, !ctx.channel().isActive());
+        // Record framing can be followed from the first handshake record on. Added later, the observer cannot know
+        // where records start, and a truncation is then judged from the SslHandler's buffer alone.
+        boolean aligned = !sslHandler.handshakeFuture().isDone() && SslHandlerAccess.undecodedBytes(sslHandler) <= 0;
+        observer = new TransportObserver(this, aligned);
         ctx.pipeline().addBefore(sslCtx.name(), null, observer);
     }
 
@@ -338,6 +340,15 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             return;
         }
         c = begin(TlsCloseMode.SHUT_RDWR);
+        if (c.finished) {
+            // Settled inside begin(): the outcome was known at once, and the transport closed or handed back.
+            if (disconnect) {
+                closeTarget().disconnect(promise);
+            } else {
+                closeTarget().close(promise);
+            }
+            return;
+        }
         if (c.closePromises == null) {
             c.closePromises = new ArrayList<>(2);
             c.disconnect = disconnect;
@@ -602,6 +613,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         }
         ChannelFuture f;
         try {
+            // SslHandler.closeOutbound() closes the engine before it wraps the writes already queued, which would
+            // then fail: wrap them first, so that they go out in full ahead of our close_notify.
+            ctx.flush();
             f = sslHandler.closeOutbound();
         } catch (RuntimeException e) {
             f = ctx.newFailedFuture(e);

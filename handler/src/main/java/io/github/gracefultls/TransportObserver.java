@@ -19,8 +19,8 @@ final class TransportObserver extends ChannelInboundHandlerAdapter {
     private static final int HEADER_LENGTH = 5;
 
     private final GracefulTlsCloseHandler owner;
-    /** False when added to a channel that had already received bytes: the framing is then unknown. */
-    private final boolean aligned;
+    /** False when added after TLS bytes were received, or once a header did not look like one: framing unknown. */
+    private boolean aligned;
     /** Bytes of the current record (header included) received so far; 0 at a record boundary. */
     private int received;
     /** Body bytes of the current record still to come; -1 while its header is incomplete. */
@@ -39,7 +39,7 @@ final class TransportObserver extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (msg instanceof ByteBuf) {
+        if (aligned && msg instanceof ByteBuf) {
             follow((ByteBuf) msg);
         }
         ctx.fireChannelRead(msg);
@@ -61,7 +61,15 @@ final class TransportObserver extends ChannelInboundHandlerAdapter {
             }
             // Inside a header: 1 byte type, 2 bytes version, 2 bytes length.
             received++;
-            if (received == HEADER_LENGTH - 1) {
+            if (received == 1) {
+                short type = buf.getUnsignedByte(i);
+                if (type < 20 || type > 24) {
+                    // Not a TLS record (plaintext after a closure, or framing lost): stop following.
+                    aligned = false;
+                    received = 0;
+                    return;
+                }
+            } else if (received == HEADER_LENGTH - 1) {
                 lengthHighByte = buf.getUnsignedByte(i);
             } else if (received == HEADER_LENGTH) {
                 bodyRemaining = lengthHighByte << 8 | buf.getUnsignedByte(i);
