@@ -5,6 +5,7 @@ import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
@@ -136,7 +137,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     private static final AtomicReferenceFieldUpdater<GracefulTlsCloseHandler, Promise> OUTCOME_UPDATER =
             AtomicReferenceFieldUpdater.newUpdater(GracefulTlsCloseHandler.class, Promise.class, "outcome");
 
-    private final Settings settings;
+    /** Replaced only by TlsCloseRelay, on the event loop, to switch the peer policy to HALF_CLOSE. */
+    private Settings settings;
     private ChannelHandlerContext ctx;
     private SslHandler sslHandler;
     private ChannelHandlerContext sslCtx;
@@ -439,6 +441,53 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     // ------------------------------------------------------------------------------------------------------------
     // Called by ClosingGuard and TransportObserver
     // ------------------------------------------------------------------------------------------------------------
+
+    /** Used by TlsCloseRelay: the peer's close_notify ends only its direction; the relay closes the rest. */
+    void relayPeerCloseAsHalfClose() {
+        Settings s = settings;
+        if (s.peerClosePolicy != PeerClosePolicy.HALF_CLOSE) {
+            settings = new Settings(s.flushTimeoutNanos, s.readTimeoutNanos, s.halfCloseTimeoutNanos,
+                    PeerClosePolicy.HALF_CLOSE);
+        }
+    }
+
+    /**
+     * Used by TlsCloseRelay: ends the connection abortively, without close_notify and with a TCP reset where the
+     * transport allows it, so that the peer sees a truncation. The outcome, if not already known, is FAILED with
+     * the given cause. Must be called on the event loop.
+     */
+    void abort(Throwable cause) {
+        if (!handshakeSucceeded()) {
+            resetAndClose(ctx.newPromise(), false);
+            return;
+        }
+        Closure c = closure;
+        if (c == null) {
+            c = closure = new Closure(TlsCloseInitiator.LOCAL, null, now());
+        }
+        if (c.event == null) {
+            conclude(c, TlsCloseStatus.FAILED, cause);
+        }
+        if (c.finished && (c.transportCloseRequested || !ctx.channel().isActive())) {
+            return;
+        }
+        c.finished = true;
+        c.transportCloseRequested = true;
+        cancelTimers(c);
+        resetAndClose(newClosePromise(c), true);
+    }
+
+    private void resetAndClose(ChannelPromise p, boolean belowSslHandler) {
+        Channel ch = ctx.channel();
+        if (ch.isActive()) {
+            try {
+                ch.config().setOption(ChannelOption.SO_LINGER, 0);
+            } catch (RuntimeException e) {
+                logger.debug("{} cannot set SO_LINGER 0: closing without a reset", ch, e);
+            }
+        }
+        (belowSslHandler ? closeTarget() : ctx).close(p);
+    }
 
     boolean isDiscardingInbound() {
         Closure c = closure;
@@ -853,6 +902,16 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         c.finished = true;
         c.transportCloseRequested = true;
         cancelTimers(c);
+        ChannelPromise p = newClosePromise(c);
+        if (c.disconnect) {
+            closeTarget().disconnect(p);
+        } else {
+            closeTarget().close(p);
+        }
+    }
+
+    /** A promise for closing the transport that completes the intercepted close() promises with it. */
+    private ChannelPromise newClosePromise(Closure c) {
         ChannelPromise p = ctx.newPromise();
         List<ChannelPromise> promises = c.closePromises;
         if (promises != null) {
@@ -866,11 +925,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                 }
             });
         }
-        if (c.disconnect) {
-            closeTarget().disconnect(p);
-        } else {
-            closeTarget().close(p);
-        }
+        return p;
     }
 
     /** Below the SslHandler, so that its own close logic (and its timers) stay out of the way. */
