@@ -147,6 +147,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     private Closure closure;
     /** The peer's close_notify has arrived, as verified by checkPeerCloseNotify(). */
     private boolean peerCloseNotify;
+    /** Handling the SslHandler's close event, that is inside its decode(). */
+    private boolean inSslCloseEvent;
     /** Bytes of an incomplete TLS record when the transport's input ended, -1 if unknown, or UNKNOWN. */
     private int undecodedAtInputEnd = UNKNOWN;
     /** Completed with the one TlsCloseEvent of this channel; created on demand. */
@@ -372,7 +374,12 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             if (handshakeSucceeded()) {
                 if (e.isSuccess()) {
                     if (checkPeerCloseNotify()) {
-                        onPeerCloseNotify();
+                        inSslCloseEvent = true;
+                        try {
+                            onPeerCloseNotify();
+                        } finally {
+                            inSslCloseEvent = false;
+                        }
                     }
                     // Otherwise a false signal: OpenSSL's engine reports CLOSED for any input once our own
                     // close_notify is out. The ClosingGuard checks again after each read.
@@ -618,6 +625,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                     break;
                 case SHUTDOWN_OUTPUT:
                     if (ctx.channel() instanceof DuplexChannel) {
+                        if (!Boolean.TRUE.equals(ctx.channel().config().getOption(ChannelOption.ALLOW_HALF_CLOSURE))) {
+                            logger.warn("{} shutdownOutput() on a channel whose ALLOW_HALF_CLOSURE is off: the peer's "
+                                    + "FIN will close it instead of ending its input only; set "
+                                    + "ChannelOption.ALLOW_HALF_CLOSURE to true for a TLS half-close", ctx.channel());
+                        }
                         c.closeTransport = true;
                         c.finAfterFlush = true;
                         if (c.flushSucceeded) {
@@ -761,7 +773,6 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         Closure c = closure;
         if (c == null) {
             c = closure = new Closure(TlsCloseInitiator.PEER, null, now());
-            conclude(c, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, null);
             switch (settings.peerClosePolicy) {
                 case CLOSE:
                     c.closeTransport = true;
@@ -773,6 +784,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                 default:
                     break;
             }
+            conclude(c, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, null);
         } else if (c.event == null) {
             conclude(c, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, null);
         }
@@ -843,6 +855,21 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (logger.isDebugEnabled()) {
             logger.debug("{} {}", ctx.channel(), event);
         }
+        if (event.isClean() && c.reuse && !c.closeTransport) {
+            // The transport is plaintext before anyone hears of the outcome: a listener of bye() or a handler
+            // reacting to the event can write plaintext at once (FTPS CCC, LDAP TLS removal), and bytes that
+            // followed the peer's close_notify reach the next handler after the event. Outside the SslHandler's
+            // decode() (the close_notify was seen after a read, not in its close event), removing the SslHandler
+            // delivers those bytes at once, so it is removed after the event and before the futures complete.
+            boolean inDecode = inSslCloseEvent;
+            handBackTransport(c, inDecode);
+            ctx.fireUserEventTriggered(event);
+            if (!inDecode) {
+                removeSslHandler();
+            }
+            outcome().trySuccess(event);
+            return;
+        }
         ctx.fireUserEventTriggered(event);
         outcome().trySuccess(event);
     }
@@ -855,7 +882,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         }
         boolean clean = c.event.isClean();
         if (clean && c.reuse && !c.closeTransport) {
-            handBackTransport(c);
+            handBackTransport(c, true); // the outcome was known before: bye() after a peer half-close
             return;
         }
         if (!clean) {
@@ -874,7 +901,10 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         closeTransport(c);
     }
 
-    private void handBackTransport(Closure c) {
+    /**
+     * Removes the ClosingGuard, the TransportObserver, this handler and, if {@code withSslHandler}, the SslHandler.
+     */
+    private void handBackTransport(Closure c, boolean withSslHandler) {
         if (!c.localStarted) {
             // PeerClosePolicy.REUSE_TRANSPORT: reply with our close_notify. It is written to the transport right
             // away, so removing the SslHandler below cannot lose it.
@@ -887,15 +917,23 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (c.guard != null) {
             removeQuietly(c.guard);
         }
-        // Removed inside its own decode() the SslHandler hands its undecoded bytes, those after the peer's
-        // close_notify, to the next handler as plaintext.
-        removeQuietly(sslHandler);
         removeQuietly(observer);
         removeQuietly(this);
-        pipeline.flush();
+        if (withSslHandler) {
+            removeSslHandler();
+        }
         if (logger.isDebugEnabled()) {
             logger.debug("{} TLS closed cleanly; transport handed back as plaintext", ctx.channel());
         }
+    }
+
+    /**
+     * Removes the SslHandler: it hands its undecoded bytes, those after the peer's close_notify, to the next handler
+     * as plaintext. Removed inside its own decode(), it does so once decode() returns.
+     */
+    private void removeSslHandler() {
+        removeQuietly(sslHandler);
+        ctx.pipeline().flush(); // an engine's own close_notify reply may still be written but not flushed
     }
 
     private void closeTransport(Closure c) {
