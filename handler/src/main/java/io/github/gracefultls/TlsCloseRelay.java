@@ -310,8 +310,14 @@ public final class TlsCloseRelay {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            // A plain side's reset: its channelInactive follows and reports the truncation.
             logger.debug("{} relay {} exception", channel, name, cause);
+            if (tls == null && cause instanceof IOException && !inputEnded) {
+                // A plain side's reset. Under ALLOW_HALF_CLOSURE Netty keeps the channel open and follows with a
+                // ChannelInputShutdownEvent, as for a FIN: it must not pass for a clean end. (A TLS side's handler
+                // turns this into a TRUNCATED event itself.)
+                inputEndedBadly(End.TRUNCATED, cause);
+                abort(cause);
+            }
         }
 
         @Override
