@@ -793,8 +793,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     private void onTransportEnded(Throwable cause, String what) {
         if (checkPeerCloseNotify()) {
-            // The peer's close_notify came first: a clean end, whatever the transport does next.
-            if (closure == null) {
+            // The peer's close_notify came first: a clean end, whatever the transport does next. It may be seen
+            // only now: after a false close signal (OpenSSL) the next confirmation is the read-complete, which
+            // some transports (io_uring) deliver after the input shutdown.
+            Closure c = closure;
+            if (c == null || c.event == null) {
                 onPeerCloseNotify();
             }
             return;
