@@ -1,0 +1,165 @@
+package io.github.gracefultls.interop;
+
+import io.github.gracefultls.GracefulTlsCloseHandler;
+import io.github.gracefultls.TlsCloseEvent;
+import io.github.gracefultls.TlsCloseInitiator;
+import io.github.gracefultls.TlsCloseMode;
+import io.github.gracefultls.TlsCloseStatus;
+import io.github.gracefultls.TlsTruncationException;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFuture;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Our client against nginx (1.22, OpenSSL 3.0) as the upstream, one nginx for all cells: a minimal configuration in
+ * a temporary directory, no daemon, no master process, one TLS server per protocol ({@code ssl_protocols}) on free
+ * loopback ports, never port 80. Finding: nginx sends close_notify when it ends a connection itself
+ * ({@code Connection: close}), but answers a client's close_notify on a keep-alive connection with a bare FIN.
+ */
+class NginxTest extends InteropTest {
+
+    private static final String BODY = "hello from nginx\n";
+    private static final String REQUEST = "GET / HTTP/1.1\r\nHost: " + TestHost.NAME + "\r\n\r\n";
+    private static final String REQUEST_CLOSE = "GET / HTTP/1.1\r\nHost: " + TestHost.NAME
+            + "\r\nConnection: close\r\n\r\n";
+
+    private int tls12Port;
+    private int tls13Port;
+    private Path nginxDirectory;
+
+    private PeerProcess nginx() {
+        return shared("nginx", () -> {
+            String bin = Peers.require(Peers.Program.NGINX).toString();
+            PeerProcess nginx = PeerProcess.startListening("nginx", port -> {
+                tls12Port = port;
+                tls13Port = PeerProcess.freePort();
+                nginxDirectory = workDirectory.resolve("nginx-" + port);
+                writeConfig(nginxDirectory);
+                return List.of(bin, "-p", nginxDirectory.toString(), "-c", nginxDirectory.resolve("nginx.conf")
+                        .toString(), "-e", nginxDirectory.resolve("error.log").toString());
+            }, workDirectory, LISTEN);
+            try {
+                nginx.awaitListening(tls13Port, LISTEN);
+            } catch (AssertionError e) {
+                nginx.close();
+                throw e;
+            }
+            return nginx;
+        });
+    }
+
+    private void writeConfig(Path dir) {
+        try {
+            Files.createDirectories(dir);
+            String config = "daemon off;\n"
+                    + "master_process off;\n"
+                    + "worker_processes 1;\n"
+                    + "pid " + dir.resolve("nginx.pid") + ";\n"
+                    + "error_log " + dir.resolve("error.log") + " info;\n"
+                    + "events { worker_connections 64; }\n"
+                    + "http {\n"
+                    + "  access_log " + dir.resolve("access.log") + ";\n"
+                    + "  client_body_temp_path " + dir.resolve("client_body") + ";\n"
+                    + "  proxy_temp_path " + dir.resolve("proxy") + ";\n"
+                    + "  fastcgi_temp_path " + dir.resolve("fastcgi") + ";\n"
+                    + "  uwsgi_temp_path " + dir.resolve("uwsgi") + ";\n"
+                    + "  scgi_temp_path " + dir.resolve("scgi") + ";\n"
+                    + server(tls12Port, "TLSv1.2")
+                    + server(tls13Port, "TLSv1.3")
+                    + "}\n";
+            Files.writeString(dir.resolve("nginx.conf"), config);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private String server(int port, String protocol) {
+        return "  server {\n"
+                + "    listen 127.0.0.1:" + port + " ssl;\n"
+                + "    ssl_certificate " + pem.certificateChain() + ";\n"
+                + "    ssl_certificate_key " + pem.privateKey() + ";\n"
+                + "    ssl_protocols " + protocol + ";\n"
+                + "    location / { return 200 \"" + BODY.replace("\n", "\\n") + "\"; }\n"
+                + "  }\n";
+    }
+
+    private Endpoint connect(Cell cell) throws Exception {
+        nginx();
+        int port = cell.isTls13() ? tls13Port : tls12Port;
+        return perTest(Endpoint.connect(loops, cell, port,
+                GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(LONG_TIMEOUT).build()));
+    }
+
+    /** Sends a request and waits for the whole response (its body ends it: nginx sends Content-Length). */
+    private static String exchange(Endpoint client, String request) throws Exception {
+        client.channel.writeAndFlush(Unpooled.copiedBuffer(request, StandardCharsets.US_ASCII));
+        client.rec.awaitCondition(r -> r.receivedString().endsWith(BODY), AWAIT, "the response of nginx");
+        String response = client.rec.receivedString();
+        assertThat(response).startsWith("HTTP/1.1 200 OK").contains("Content-Length: " + BODY.length());
+        return response;
+    }
+
+    private static void assertTruncatedAtRecordBoundary(TlsCloseEvent event, TlsCloseMode mode) {
+        TlsTruncationException cause = assertTruncated(event, TlsCloseInitiator.LOCAL);
+        assertThat(event.mode()).isEqualTo(mode);
+        assertThat(cause.isInsideRecord()).as("%s", cause).isFalse();
+        assertThat(event.elapsed()).as("nginx closes at once").isLessThan(ONE_ROUND_TRIP);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.github.gracefultls.interop.Cell#all")
+    void closeOnAKeepAliveConnectionIsAnsweredByFinWithoutCloseNotify(Cell cell) throws Exception {
+        Endpoint client = connect(cell);
+        exchange(client, REQUEST);
+
+        ChannelFuture closed = client.channel.close();
+
+        assertThat(closed.await(AWAIT.toMillis(), TimeUnit.MILLISECONDS)).isTrue();
+        TlsCloseEvent event = client.awaitEvent();
+        InteropReport.observe(describe(event));
+        // Finding: nginx does not answer a client's close_notify on a keep-alive connection; it closes TCP at once
+        // (after SSL_read returns 0 it sets no_send_shutdown). We report what happened: a truncation.
+        assertTruncatedAtRecordBoundary(event, TlsCloseMode.SHUT_RDWR);
+        client.assertClosedWithOneEvent();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.github.gracefultls.interop.Cell#all")
+    void shutdownOutputOnAKeepAliveConnectionIsAnsweredByFinWithoutCloseNotify(Cell cell) throws Exception {
+        Endpoint client = connect(cell);
+        exchange(client, REQUEST);
+
+        TlsCloseEvent event = client.await(client.handler.shutdownOutput());
+
+        InteropReport.observe(describe(event));
+        assertTruncatedAtRecordBoundary(event, TlsCloseMode.SHUT_WR);
+        client.assertClosedWithOneEvent();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.github.gracefultls.interop.Cell#all")
+    void connectionCloseResponseEndsFromNginx(Cell cell) throws Exception {
+        Endpoint client = connect(cell);
+
+        String response = exchange(client, REQUEST_CLOSE);
+
+        TlsCloseEvent event = client.awaitEvent();
+        InteropReport.observe(describe(event));
+        assertThat(response).contains("Connection: close");
+        // nginx ends the connection with a close_notify, then FIN: the peer begins, cleanly.
+        assertEvent(event, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER, null);
+        client.assertClosedWithOneEvent();
+        assertThat(client.rec.receivedString()).isEqualTo(response);
+    }
+}

@@ -1,0 +1,54 @@
+package io.github.gracefultls.interop;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+/** The versions of the peer programs, for the report's header. */
+final class PeerVersions {
+
+    private PeerVersions() {
+    }
+
+    /** E.g. "gnutls-cli 3.7.9, OpenSSL 3.0.x, nginx/1.22.1, curl 7.88.1, Python 3.11.2". */
+    static String describe() {
+        List<String> versions = new ArrayList<>();
+        versions.add(version(Peers.Program.GNUTLS_CLI, "--version"));
+        versions.add(version(Peers.Program.OPENSSL, "version"));
+        versions.add(version(Peers.Program.NGINX, "-v"));
+        versions.add(version(Peers.Program.CURL, "--version"));
+        versions.add(version(Peers.Program.PYTHON3, "--version"));
+        return String.join(", ", versions);
+    }
+
+    private static String version(Peers.Program program, String argument) {
+        Optional<Path> path = Peers.find(program);
+        if (path.isEmpty()) {
+            return program.binary + " missing (package " + program.debianPackage + ")";
+        }
+        try {
+            Process p = new ProcessBuilder(path.get().toString(), argument).redirectErrorStream(true).start();
+            p.getOutputStream().close();
+            String text;
+            try (InputStream in = p.getInputStream()) {
+                text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+            }
+            if (!p.waitFor(5, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+            }
+            String first = text.lines().findFirst().orElse("").trim().replaceFirst("^nginx version: ", "");
+            String[] words = first.split(" ");
+            return words.length > 2 ? words[0] + " " + words[1] : first; // "curl 7.88.1", "OpenSSL 3.0.x"
+        } catch (IOException e) {
+            return program.binary + ": " + e.getMessage();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return program.binary + ": interrupted";
+        }
+    }
+}
