@@ -168,6 +168,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     /**
      * Returns a builder for a handler with other timeouts or another {@link PeerClosePolicy}.
+     *
+     * @return a new builder, holding the defaults
      */
     public static Builder builder() {
         return new Builder();
@@ -189,6 +191,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      * bytes that followed the peer's {@code close_notify} reach the next handler as plaintext. On any other outcome
      * the channel is closed, since its state cannot be trusted.
      *
+     * @param how {@link TlsCloseMode#SHUT_RDWR} to wait for the peer's {@code close_notify}, or
+     *        {@link TlsCloseMode#SHUT_WR} to keep reading until it arrives
      * @return a future that succeeds with the {@link TlsCloseEvent} whatever its status, and fails only with an
      *         {@link IllegalStateException} when called before the handshake succeeded
      */
@@ -212,6 +216,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     /**
      * Calls {@link #shutdownOutput()} on the {@code GracefulTlsCloseHandler} in the channel's pipeline.
      *
+     * @param channel the channel whose pipeline holds the handler
      * @return the future of {@link #shutdownOutput()}, or a failed future if the pipeline has no such handler
      */
     public static Future<TlsCloseEvent> shutdownOutput(Channel channel) {
@@ -228,6 +233,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      * Returns the future of this channel's TLS closure, whoever begins it. It succeeds with the one
      * {@link TlsCloseEvent} of the channel, and fails with an {@link IllegalStateException} if the channel ends
      * without a successful handshake or this handler leaves the pipeline before any closure.
+     *
+     * @return the future of this channel's TLS closure
      */
     public Future<TlsCloseEvent> closeFuture() {
         Promise<TlsCloseEvent> p = outcome();
@@ -1152,6 +1159,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
          * Sets how long our {@code close_notify}, queued after the writes already issued, may take to be flushed
          * before the closure ends as {@link TlsCloseStatus#TIMED_OUT}. Must be positive; default
          * {@value #DEFAULT_CLOSE_NOTIFY_FLUSH_TIMEOUT_MILLIS} ms.
+         *
+         * @param timeout how long the flush of our {@code close_notify} may take, positive
+         * @return this builder
          */
         public Builder closeNotifyFlushTimeout(Duration timeout) {
             flushTimeoutNanos = positive(timeout, "closeNotifyFlushTimeout");
@@ -1162,6 +1172,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
          * Sets how long {@link TlsCloseMode#SHUT_RDWR} ({@code close()}, {@code bye(SHUT_RDWR)}) waits for the peer's
          * {@code close_notify} once ours is flushed. Must be positive; default
          * {@value #DEFAULT_CLOSE_NOTIFY_READ_TIMEOUT_MILLIS} ms.
+         *
+         * @param timeout how long to wait for the peer's {@code close_notify}, positive
+         * @return this builder
          */
         public Builder closeNotifyReadTimeout(Duration timeout) {
             readTimeoutNanos = positive(timeout, "closeNotifyReadTimeout");
@@ -1172,6 +1185,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
          * Sets how long {@link TlsCloseMode#SHUT_WR} ({@code bye(SHUT_WR)}, {@code shutdownOutput()}) waits for the
          * peer's {@code close_notify} once ours is flushed. {@link Duration#ZERO}, the default, means no deadline;
          * negative values are rejected.
+         *
+         * @param timeout how long to wait for the peer's {@code close_notify}, zero for no deadline
+         * @return this builder
          */
         public Builder halfCloseTimeout(Duration timeout) {
             Objects.requireNonNull(timeout, "halfCloseTimeout");
@@ -1184,6 +1200,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
         /**
          * Sets what happens when the peer's {@code close_notify} arrives first; default {@link PeerClosePolicy#CLOSE}.
+         *
+         * @param policy what to do when the peer begins the closure
+         * @return this builder
          */
         public Builder peerClosePolicy(PeerClosePolicy policy) {
             peerClosePolicy = Objects.requireNonNull(policy, "peerClosePolicy");
@@ -1192,6 +1211,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
         /**
          * Returns a new handler with these settings.
+         *
+         * @return a new handler
          */
         public GracefulTlsCloseHandler build() {
             return new GracefulTlsCloseHandler(new Settings(flushTimeoutNanos, readTimeoutNanos,

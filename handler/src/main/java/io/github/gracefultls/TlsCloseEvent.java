@@ -43,6 +43,8 @@ public final class TlsCloseEvent {
 
     /**
      * Returns the outcome.
+     *
+     * @return the outcome
      */
     public TlsCloseStatus status() {
         return status;
@@ -50,6 +52,8 @@ public final class TlsCloseEvent {
 
     /**
      * Returns {@code true} when the peer's {@code close_notify} arrived: {@code status() == CLOSE_NOTIFY_RECEIVED}.
+     *
+     * @return whether the closure was clean
      */
     public boolean isClean() {
         return status == TlsCloseStatus.CLOSE_NOTIFY_RECEIVED;
@@ -57,6 +61,8 @@ public final class TlsCloseEvent {
 
     /**
      * Returns which side began the closure.
+     *
+     * @return the side that began the closure
      */
     public TlsCloseInitiator initiator() {
         return initiator;
@@ -65,6 +71,8 @@ public final class TlsCloseEvent {
     /**
      * Returns the mode of the local closure, or {@code null} when the peer began and this side never called
      * {@code bye}, {@code shutdownOutput} or {@code close}.
+     *
+     * @return the local closure's mode, or {@code null}
      */
     public TlsCloseMode mode() {
         return mode;
@@ -73,6 +81,8 @@ public final class TlsCloseEvent {
     /**
      * Returns the time from the start of our shutdown to the outcome, read from the channel executor's clock, or
      * {@link Duration#ZERO} if the peer began.
+     *
+     * @return the duration of the closure
      */
     public Duration elapsed() {
         return elapsed;
@@ -80,6 +90,8 @@ public final class TlsCloseEvent {
 
     /**
      * Returns why the closure was not clean, or {@code null} when it was.
+     *
+     * @return the cause, or {@code null}
      */
     public Throwable cause() {
         return cause;
@@ -88,6 +100,8 @@ public final class TlsCloseEvent {
     /**
      * Returns the number of application bytes released unread while waiting for the peer's {@code close_notify}
      * under {@link TlsCloseMode#SHUT_RDWR}.
+     *
+     * @return the number of discarded bytes
      */
     public long discardedBytes() {
         return discardedBytes;

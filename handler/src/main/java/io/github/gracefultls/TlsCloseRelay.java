@@ -101,27 +101,47 @@ public final class TlsCloseRelay {
             this.backendEvent = backendEvent;
         }
 
-        /** Returns how the frontend ended. */
+        /**
+         * Returns how the frontend ended.
+         *
+         * @return the frontend's end
+         */
         public End frontendEnd() {
             return frontendEnd;
         }
 
-        /** Returns how the backend ended. */
+        /**
+         * Returns how the backend ended.
+         *
+         * @return the backend's end
+         */
         public End backendEnd() {
             return backendEnd;
         }
 
-        /** Returns the frontend's {@link TlsCloseEvent}, or {@code null} for a plain side or a failed handshake. */
+        /**
+         * Returns the frontend's {@link TlsCloseEvent}, or {@code null} for a plain side or a failed handshake.
+         *
+         * @return the frontend's event, or {@code null}
+         */
         public TlsCloseEvent frontendEvent() {
             return frontendEvent;
         }
 
-        /** Returns the backend's {@link TlsCloseEvent}, or {@code null} for a plain side or a failed handshake. */
+        /**
+         * Returns the backend's {@link TlsCloseEvent}, or {@code null} for a plain side or a failed handshake.
+         *
+         * @return the backend's event, or {@code null}
+         */
         public TlsCloseEvent backendEvent() {
             return backendEvent;
         }
 
-        /** Returns {@code true} when both sides ended {@link End#CLEAN}. */
+        /**
+         * Returns {@code true} when both sides ended {@link End#CLEAN}.
+         *
+         * @return whether both sides ended cleanly
+         */
         public boolean isClean() {
             return frontendEnd == End.CLEAN && backendEnd == End.CLEAN;
         }
@@ -148,6 +168,9 @@ public final class TlsCloseRelay {
      * Links two active channels and starts relaying. Adds a handler at the end of each pipeline and switches auto-read
      * off on both.
      *
+     * @param frontend the frontend channel, typically the one the proxy accepted
+     * @param backend the backend channel, typically the one the proxy opened
+     * @return the relay linking the two channels
      * @throws IllegalArgumentException if a channel lacks {@link ChannelOption#ALLOW_HALF_CLOSURE}, is not a
      *         {@link DuplexChannel}, or has an {@link SslHandler} without a {@link GracefulTlsCloseHandler}, or if both
      *         arguments are the same channel
@@ -184,18 +207,28 @@ public final class TlsCloseRelay {
         }
     }
 
-    /** Returns the frontend channel. */
+    /**
+     * Returns the frontend channel.
+     *
+     * @return the frontend channel
+     */
     public Channel frontend() {
         return frontend.channel;
     }
 
-    /** Returns the backend channel. */
+    /**
+     * Returns the backend channel.
+     *
+     * @return the backend channel
+     */
     public Channel backend() {
         return backend.channel;
     }
 
     /**
      * Returns a future that succeeds with the {@link Outcome} once both channels are closed. It never fails.
+     *
+     * @return the future of the relay's outcome
      */
     public Future<Outcome> closeFuture() {
         return outcome;

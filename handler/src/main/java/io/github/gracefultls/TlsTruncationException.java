@@ -11,6 +11,7 @@ public final class TlsTruncationException extends SSLException {
 
     private static final long serialVersionUID = 1L;
 
+    /** Bytes of an incomplete TLS record when the input ended: 0 at a record boundary, -1 if unknown. */
     private final int undecodedBytes;
 
     TlsTruncationException(String message, int undecodedBytes, Throwable cause) {
@@ -21,6 +22,8 @@ public final class TlsTruncationException extends SSLException {
     /**
      * Returns {@code true} when the input ended inside a TLS record: some bytes of a record had arrived, the rest
      * never did.
+     *
+     * @return whether the input ended inside a TLS record
      */
     public boolean isInsideRecord() {
         return undecodedBytes > 0;
@@ -29,6 +32,8 @@ public final class TlsTruncationException extends SSLException {
     /**
      * Returns how many bytes of an incomplete TLS record had arrived when the input ended: {@code 0} at a record
      * boundary, {@code -1} when the {@code SslHandler}'s buffer could not be inspected.
+     *
+     * @return the number of bytes of the incomplete record, {@code 0}, or {@code -1}
      */
     public int undecodedBytes() {
         return undecodedBytes;

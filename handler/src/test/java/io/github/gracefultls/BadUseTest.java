@@ -12,12 +12,11 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipelineException;
+import io.netty.channel.DefaultEventLoopGroup;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.channel.local.LocalAddress;
 import io.netty.channel.local.LocalChannel;
-import io.netty.channel.local.LocalIoHandler;
 import io.netty.channel.local.LocalServerChannel;
 import io.netty.handler.ssl.SslClosedEngineException;
 import io.netty.handler.ssl.SslHandler;
@@ -55,8 +54,9 @@ class BadUseTest {
     private static EventLoopGroup group;
 
     @BeforeAll
+    @SuppressWarnings("deprecation") // DefaultEventLoopGroup serves LocalChannel on Netty 4.1 and 4.2
     static void startEventLoops() {
-        group = new MultiThreadIoEventLoopGroup(2, LocalIoHandler.newFactory());
+        group = new DefaultEventLoopGroup(2);
     }
 
     @AfterAll

@@ -2,10 +2,9 @@ package io.github.gracefultls;
 
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollEventLoopGroup;
 import io.netty.channel.epoll.EpollServerSocketChannel;
 import io.netty.channel.epoll.EpollSocketChannel;
 
@@ -17,8 +16,9 @@ class EpollSocketClosureTest extends SocketClosureTest {
         Epoll.ensureAvailability();
         return new Transport() {
             @Override
+            @SuppressWarnings("deprecation") // EpollEventLoopGroup: deprecated in Netty 4.2, the form 4.1 has too
             public EventLoopGroup newEventLoopGroup() {
-                return new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+                return new EpollEventLoopGroup(1);
             }
 
             @Override

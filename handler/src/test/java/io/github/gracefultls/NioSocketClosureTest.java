@@ -2,9 +2,8 @@ package io.github.gracefultls;
 
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.ServerChannel;
-import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 
@@ -15,8 +14,9 @@ class NioSocketClosureTest extends SocketClosureTest {
     protected Transport transport() {
         return new Transport() {
             @Override
+            @SuppressWarnings("deprecation") // NioEventLoopGroup: deprecated in Netty 4.2, the form 4.1 has too
             public EventLoopGroup newEventLoopGroup() {
-                return new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+                return new NioEventLoopGroup(1);
             }
 
             @Override

@@ -13,9 +13,8 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.embedded.EmbeddedChannel;
-import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
@@ -81,8 +80,9 @@ class TlsCloseRelayTest {
     private final Deque<AutoCloseable> resources = new ConcurrentLinkedDeque<>();
 
     @BeforeAll
+    @SuppressWarnings("deprecation") // NioEventLoopGroup: deprecated in Netty 4.2, the form 4.1 has too
     void startEventLoops() {
-        group = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
+        group = new NioEventLoopGroup(2);
     }
 
     @AfterAll
