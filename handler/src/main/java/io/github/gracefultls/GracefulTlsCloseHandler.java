@@ -238,21 +238,39 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      */
     public Future<TlsCloseEvent> closeFuture() {
         Promise<TlsCloseEvent> p = outcome();
-        if (!p.isDone()) {
-            // The outcome is created on demand: fail it here if it can no longer come.
-            SslHandler ssl = sslHandler;
-            ChannelHandlerContext ctx = this.ctx;
-            if (ssl != null && ssl.handshakeFuture().cause() != null) {
-                p.tryFailure(new IllegalStateException("the TLS handshake failed", ssl.handshakeFuture().cause()));
-            } else if (ctx != null && !ctx.channel().isActive() && ctx.channel().closeFuture().isDone()
-                    && (ssl == null || !ssl.handshakeFuture().isSuccess())) {
-                p.tryFailure(new IllegalStateException("the channel closed before the TLS handshake succeeded"));
-            } else if (ctx != null && ctx.isRemoved()) {
-                p.tryFailure(new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
-                        + " removed from the pipeline before the TLS closure"));
+        ChannelHandlerContext ctx = this.ctx;
+        if (!p.isDone() && ctx != null) {
+            // The outcome is created on demand: fail it if it can no longer come. The state is read on the event
+            // loop, where a closure that is concluding cannot be seen half done.
+            EventExecutor executor = ctx.executor();
+            if (executor.inEventLoop()) {
+                failIfNoOutcomeCanCome(p);
+            } else {
+                try {
+                    executor.execute(() -> failIfNoOutcomeCanCome(p));
+                } catch (RejectedExecutionException e) {
+                    failIfNoOutcomeCanCome(p); // the loop is gone, and so is anything that could still change
+                }
             }
         }
         return p;
+    }
+
+    private void failIfNoOutcomeCanCome(Promise<TlsCloseEvent> p) {
+        Closure c = closure;
+        if (p.isDone() || c != null && c.event != null) {
+            return;
+        }
+        SslHandler ssl = sslHandler;
+        if (ssl != null && ssl.handshakeFuture().cause() != null) {
+            p.tryFailure(new IllegalStateException("the TLS handshake failed", ssl.handshakeFuture().cause()));
+        } else if (!ctx.channel().isActive() && ctx.channel().closeFuture().isDone()
+                && (ssl == null || !ssl.handshakeFuture().isSuccess())) {
+            p.tryFailure(new IllegalStateException("the channel closed before the TLS handshake succeeded"));
+        } else if (ctx.isRemoved()) {
+            p.tryFailure(new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
+                    + " removed from the pipeline before the TLS closure"));
+        }
     }
 
     // ------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,151 @@
+package io.github.gracefultls.reactor;
+
+import io.github.gracefultls.GracefulTlsCloseHandler;
+import io.github.gracefultls.TlsCloseEvent;
+import io.github.gracefultls.TlsCloseInitiator;
+import io.github.gracefultls.TlsCloseStatus;
+import io.github.gracefultls.testing.Tls;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import reactor.core.publisher.Mono;
+import reactor.netty.DisposableServer;
+import reactor.netty.http.client.HttpClient;
+import reactor.netty.http.server.HttpServer;
+import reactor.netty.resources.ConnectionProvider;
+
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The README's metrics recipe: a counter per {@link TlsCloseStatus} and {@link TlsCloseInitiator} with Micrometer,
+ * fed by a handler placed after {@link GracefulTlsCloseHandler} that listens for {@link TlsCloseEvent}. Micrometer
+ * is a test dependency only: the handler's module depends on nothing but Netty.
+ */
+class TlsCloseMetricsTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(10);
+
+    /**
+     * Counts TLS closures in {@code tls.close}, tagged {@code status} and {@code initiator}. Stateless apart from
+     * the counters, so one instance serves every channel.
+     */
+    @ChannelHandler.Sharable
+    static final class TlsCloseMetrics extends ChannelInboundHandlerAdapter {
+
+        private final Map<TlsCloseStatus, Map<TlsCloseInitiator, Counter>> counters =
+                new EnumMap<>(TlsCloseStatus.class);
+
+        TlsCloseMetrics(MeterRegistry registry) {
+            // Registered up front, so that every series exists (at 0) before its first closure.
+            for (TlsCloseStatus status : TlsCloseStatus.values()) {
+                Map<TlsCloseInitiator, Counter> byInitiator = new EnumMap<>(TlsCloseInitiator.class);
+                for (TlsCloseInitiator initiator : TlsCloseInitiator.values()) {
+                    byInitiator.put(initiator, Counter.builder("tls.close")
+                            .description("TLS closures by outcome (graceful-tls-close)")
+                            .tag("status", status.name())
+                            .tag("initiator", initiator.name())
+                            .register(registry));
+                }
+                counters.put(status, byInitiator);
+            }
+        }
+
+        @Override
+        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+            if (evt instanceof TlsCloseEvent) {
+                TlsCloseEvent e = (TlsCloseEvent) evt;
+                counters.get(e.status()).get(e.initiator()).increment();
+            }
+            ctx.fireUserEventTriggered(evt);
+        }
+    }
+
+    private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
+    private DisposableServer server;
+
+    @AfterEach
+    void tearDown() {
+        if (server != null) {
+            server.disposeNow(WAIT);
+        }
+        registry.close();
+    }
+
+    @Test
+    void countsClosuresPerStatusAndInitiator() throws Exception {
+        TlsCloseMetrics metrics = new TlsCloseMetrics(registry);
+        server = HttpServer.create()
+                .host("127.0.0.1")
+                .port(0)
+                .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)))
+                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(GracefulTlsCloseHandler::new, e -> { }))
+                // After the closure handler: it sees the TlsCloseEvent before Reactor Netty's bridge swallows it.
+                .doOnChannelInit((observer, channel, remote) -> {
+                    if (channel.pipeline().get(ReactorNettyTlsClose.HANDLER_NAME) != null) {
+                        channel.pipeline().addAfter(ReactorNettyTlsClose.HANDLER_NAME, "tlsCloseMetrics", metrics);
+                    }
+                })
+                .route(routes -> routes
+                        .get("/hello", (req, res) -> res.sendString(Mono.just("hello")))
+                        .get("/bye", (req, res) -> res.keepAlive(false).sendString(Mono.just("bye"))))
+                .bindNow(WAIT);
+        HttpClient client = HttpClient.create(ConnectionProvider.newConnection())
+                .host("127.0.0.1")
+                .port(server.port())
+                .secure(spec -> spec.sslContext(Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3)))
+                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(GracefulTlsCloseHandler::new, e -> { }));
+
+        // Two clean closures begun by the client (a new connection per request, closed after the response).
+        for (int i = 0; i < 2; i++) {
+            assertThat(client.get().uri("/hello").responseContent().aggregate().asString().block(WAIT))
+                    .isEqualTo("hello");
+        }
+        // One clean closure begun by the server (Connection: close).
+        assertThat(client.get().uri("/bye").responseContent().aggregate().asString().block(WAIT))
+                .isEqualTo("bye");
+        // One truncation: the client drops TCP without close_notify.
+        assertThat(ReactorNettyTest.RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
+
+        awaitTotal(4);
+        assertThat(count(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER)).isEqualTo(2);
+        assertThat(count(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL)).isEqualTo(1);
+        assertThat(count(TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER)).isEqualTo(1);
+        assertThat(count(TlsCloseStatus.TRUNCATED, TlsCloseInitiator.LOCAL)).isZero();
+        assertThat(registry.find("tls.close").tag("status", TlsCloseStatus.TIMED_OUT.name()).counters())
+                .hasSize(2)
+                .allSatisfy(c -> assertThat(c.count()).isZero());
+        assertThat(registry.find("tls.close").tag("status", TlsCloseStatus.FAILED.name()).counters())
+                .hasSize(2)
+                .allSatisfy(c -> assertThat(c.count()).isZero());
+    }
+
+    private double count(TlsCloseStatus status, TlsCloseInitiator initiator) {
+        return registry.get("tls.close")
+                .tag("status", status.name())
+                .tag("initiator", initiator.name())
+                .counter()
+                .count();
+    }
+
+    private void awaitTotal(int expected) throws InterruptedException {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        double total;
+        do {
+            total = registry.find("tls.close").counters().stream().mapToDouble(Counter::count).sum();
+            if (total >= expected) {
+                break;
+            }
+            Thread.sleep(10);
+        } while (System.nanoTime() < deadline);
+        assertThat(total).as("TLS closures counted within " + WAIT).isEqualTo(expected);
+    }
+}
