@@ -118,9 +118,7 @@ class ProxyEndToEndTest {
         BlockingQueue<TlsCloseRelay.Outcome> outcomes = new LinkedBlockingQueue<>();
         TlsTerminatingProxy.Running proxy = startProxy(outcomes, provider, protocol, nginx.port(), false);
 
-        // 64 MiB in two cells (both engines, both protocols), to keep the run short; 1 KiB in all four.
-        boolean large = provider == SslProvider.JDK == Tls.TLS_1_3.equals(protocol);
-        List<String> downloads = large ? List.of("1k.bin", "64m.bin") : List.of("1k.bin");
+        List<String> downloads = List.of("1k.bin", "64m.bin");
         for (String file : downloads) {
             long start = System.nanoTime();
             Curl curl = curl(proxy.port(), "/" + file, protocol);
