@@ -1,12 +1,12 @@
 package io.github.gracefultls.interop;
 
+import io.github.gracefultls.testing.FreePorts;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -106,12 +106,7 @@ final class PeerProcess implements AutoCloseable {
 
     /** A free TCP port on 127.0.0.1 (free when this returns; a peer binds it right after). */
     static int freePort() {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            socket.setReuseAddress(true);
-            return socket.getLocalPort();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return FreePorts.freePort();
     }
 
     /** Polls a TCP connect to 127.0.0.1:port until it succeeds; fails if the process exits or the bound passes. */

@@ -1,5 +1,6 @@
 package io.github.gracefultls.proxy;
 
+import io.github.gracefultls.testing.FreePorts;
 import org.junit.jupiter.api.Assumptions;
 
 import java.io.ByteArrayOutputStream;
@@ -8,7 +9,6 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -83,11 +83,7 @@ final class Proc implements AutoCloseable {
 
     /** A free TCP port on 127.0.0.1 (free when this returns; a peer binds it right after). */
     static int freePort() {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return FreePorts.freePort();
     }
 
     /** Polls a TCP connect to 127.0.0.1:port until it succeeds; fails if the process exits or the bound passes. */

@@ -1,5 +1,6 @@
 package io.github.gracefultls.probe;
 
+import io.github.gracefultls.testing.FreePorts;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 
@@ -7,7 +8,6 @@ import java.io.File;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -50,10 +50,8 @@ final class PeerProcess implements AutoCloseable {
     }
 
     /** A TCP port free on loopback right now. */
-    static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
+    static int freePort() {
+        return FreePorts.freePort();
     }
 
     /**
