@@ -1,0 +1,279 @@
+package io.github.gracefultls.benchmarks;
+
+import io.github.gracefultls.GracefulTlsCloseHandler;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.util.AttributeKey;
+import io.netty.util.ReferenceCountUtil;
+import io.netty.util.concurrent.Promise;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Bulk transfer over epoll sockets on loopback: the client sends {@code --bytes} (default 1 GiB) to the server
+ * through TLS, with and without {@link GracefulTlsCloseHandler} on both ends, in alternating runs (ABBA order, so
+ * that a drift of the machine's speed hits both alike). The figure is the ratio of the median throughputs
+ * with/without. Not JMH: one run moves a gigabyte through two event loops and the kernel.
+ *
+ * <pre>
+ * java -cp benchmarks/target/benchmarks.jar io.github.gracefultls.benchmarks.BulkTransfer \
+ *     [--bytes 1g] [--runs 11] [--provider OPENSSL,JDK] [--protocol TLSv1.3] [--control hop] [--quick]
+ * </pre>
+ */
+public final class BulkTransfer {
+
+    private static final int CHUNK = 64 * 1024;
+    private static final AttributeKey<Promise<Long>> DONE = AttributeKey.valueOf("bulk-done");
+    private static final AttributeKey<Long> EXPECTED = AttributeKey.valueOf("bulk-expected");
+    private static final AttributeKey<long[]> RECEIVED = AttributeKey.valueOf("bulk-received");
+    private static final AttributeKey<String> ACCEPTED = AttributeKey.valueOf("bulk-accepted");
+
+    /** Throughputs in MiB/s of one provider. */
+    record Result(String provider, String protocol, long bytes, List<Double> withHandler, List<Double> without) {
+        double ratio() {
+            return Stats.of(withHandler).median() / Stats.of(without).median();
+        }
+
+        /** Median of the ratios of the runs paired in the order they ran. */
+        double pairedRatio() {
+            int n = Math.min(withHandler.size(), without.size());
+            double[] r = new double[n];
+            for (int i = 0; i < n; i++) {
+                r[i] = withHandler.get(i) / without.get(i);
+            }
+            return Stats.median(r);
+        }
+    }
+
+    /**
+     * With {@code --control hop}, the runs "with handler" get an empty handler overriding {@code channelRead} before
+     * the {@code SslHandler} instead of the handler: the cost of one more context on the read path, as a control.
+     */
+    private static boolean hopInstead;
+
+    private BulkTransfer() {
+    }
+
+    private static void addHandler(SocketChannel ch) {
+        if (hopInstead) {
+            ch.pipeline().addBefore("ssl", "hop", new DataPathBenchmark.Hop());
+        } else {
+            ch.pipeline().addLast("tls-close", new GracefulTlsCloseHandler());
+        }
+    }
+
+    public static void main(String[] argv) throws Exception {
+        Args args = new Args(argv, "quick");
+        boolean quick = args.flag("quick");
+        long bytes = Net.bytes(args.string("bytes", quick ? "32m" : "1g"));
+        int runs = args.integer("runs", quick ? 1 : 11);
+        String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
+        System.out.println("# BulkTransfer: " + Env.describe());
+        hopInstead = "hop".equals(args.string("control", "none"));
+        if (hopInstead) {
+            System.out.println("# control: \"with handler\" is an empty channelRead handler before the SslHandler");
+        }
+        for (String p : args.list("provider", quick ? "OPENSSL" : "OPENSSL,JDK")) {
+            Result r = run(TlsContexts.provider(p), protocol, bytes, runs, !quick);
+            print(r);
+        }
+        System.out.println("# done, " + Env.loadAverage());
+    }
+
+    static void print(Result r) {
+        Stats with = Stats.of(r.withHandler());
+        Stats without = Stats.of(r.without());
+        System.out.printf(Locale.ROOT, "%s %s, %d MiB per run, %d runs each, MiB/s:%n", r.provider(), r.protocol(),
+                r.bytes() >> 20, with.n());
+        System.out.println("  with handler:    " + with.format("%.1f") + "  runs " + format(r.withHandler()));
+        System.out.println("  without handler: " + without.format("%.1f") + "  runs " + format(r.without()));
+        System.out.printf(Locale.ROOT, "  ratio with/without: %.4f (of the medians), %.4f (median of paired runs)%n",
+                r.ratio(), r.pairedRatio());
+    }
+
+    private static String format(List<Double> values) {
+        StringBuilder sb = new StringBuilder();
+        for (double v : values) {
+            sb.append(sb.length() == 0 ? "" : " ").append(String.format(Locale.ROOT, "%.0f", v));
+        }
+        return sb.toString();
+    }
+
+    static Result run(SslProvider provider, String protocol, long bytes, int runs, boolean warmUp)
+            throws InterruptedException {
+        EventLoopGroup boss = Net.group("bulk-boss");
+        EventLoopGroup serverLoop = Net.group("bulk-server");
+        EventLoopGroup clientLoop = Net.group("bulk-client");
+        byte[] random = new byte[CHUNK];
+        ThreadLocalRandom.current().nextBytes(random);
+        ByteBuf payload = ByteBufAllocator.DEFAULT.directBuffer(CHUNK).writeBytes(random);
+        try {
+            Channel withServer = Net.server(boss, serverLoop, ch -> serverPipeline(ch, provider, protocol, true));
+            Channel withoutServer = Net.server(boss, serverLoop,
+                    ch -> serverPipeline(ch, provider, protocol, false));
+            if (warmUp) {
+                long warmBytes = Math.min(bytes, 256L << 20);
+                transfer(clientLoop, withServer, provider, protocol, payload, warmBytes, true);
+                transfer(clientLoop, withoutServer, provider, protocol, payload, warmBytes, false);
+            }
+            List<Double> with = new ArrayList<>();
+            List<Double> without = new ArrayList<>();
+            for (int i = 0; i < runs; i++) {
+                // ABBA: without, with, with, without, without, with, ...
+                boolean withFirst = (i % 2) == 1;
+                for (int k = 0; k < 2; k++) {
+                    boolean withHandler = withFirst == (k == 0);
+                    Channel server = withHandler ? withServer : withoutServer;
+                    double mibPerSecond = transfer(clientLoop, server, provider, protocol, payload, bytes,
+                            withHandler);
+                    (withHandler ? with : without).add(mibPerSecond);
+                }
+            }
+            withServer.close().syncUninterruptibly();
+            withoutServer.close().syncUninterruptibly();
+            return new Result(provider.name(), protocol, bytes, with, without);
+        } finally {
+            payload.release();
+            Net.shutdown(clientLoop, serverLoop, boss);
+        }
+    }
+
+    private static void serverPipeline(SocketChannel ch, SslProvider provider, String protocol,
+                                       boolean withHandler) {
+        ch.pipeline().addLast("ssl", TlsContexts.server(provider, protocol).newHandler(ch.alloc()));
+        if (withHandler) {
+            addHandler(ch);
+        }
+        ch.pipeline().addLast("count", new ChannelInboundHandlerAdapter() {
+            private long received;
+
+            @Override
+            public void channelInactive(ChannelHandlerContext ctx) {
+                ctx.channel().parent().attr(ACCEPTED).set(ctx.channel() + " inactive after " + received + " bytes");
+                ctx.fireChannelInactive();
+            }
+
+            @Override
+            public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+                ctx.channel().parent().attr(ACCEPTED).set(ctx.channel() + " event " + evt + " after " + received);
+                ctx.fireUserEventTriggered(evt);
+            }
+
+            @Override
+            public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+                ctx.channel().parent().attr(ACCEPTED).set(ctx.channel() + " exception " + cause + " after "
+                        + received);
+                ctx.fireExceptionCaught(cause);
+            }
+
+            @Override
+            public void channelRead(ChannelHandlerContext ctx, Object msg) {
+                if (msg instanceof ByteBuf) {
+                    received += ((ByteBuf) msg).readableBytes();
+                    ctx.channel().parent().attr(RECEIVED).get()[0] = received;
+                }
+                ReferenceCountUtil.release(msg);
+                if (received >= ctx.channel().parent().attr(EXPECTED).get()) {
+                    Promise<Long> done = ctx.channel().parent().attr(DONE).get();
+                    if (done != null) {
+                        done.trySuccess(System.nanoTime());
+                    }
+                }
+            }
+        });
+        ch.pipeline().addLast("quiet", Net.Quiet.INSTANCE);
+    }
+
+    /** One transfer; returns its throughput in MiB/s, from the first write to the server's last read. */
+    private static double transfer(EventLoopGroup clientLoop, Channel server, SslProvider provider, String protocol,
+                                   ByteBuf payload, long bytes, boolean withHandler) throws InterruptedException {
+        Promise<Long> done = clientLoop.next().newPromise();
+        // The accepted channel finds the promise on its parent, the server channel: one transfer at a time.
+        server.attr(DONE).set(done);
+        server.attr(RECEIVED).set(new long[1]);
+        server.attr(EXPECTED).set(bytes);
+        long[] start = new long[1];
+        Channel ch = Net.client(clientLoop, c -> {
+            SslHandler ssl = TlsContexts.client(provider, protocol).newHandler(c.alloc());
+            c.pipeline().addLast("ssl", ssl);
+            if (withHandler) {
+                addHandler(c);
+            }
+            c.pipeline().addLast("writer", new Writer(ssl, payload, bytes, start));
+            c.pipeline().addLast("quiet", Net.Quiet.INSTANCE);
+        }).option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(256 * 1024, 1024 * 1024))
+                .connect(Net.LOOPBACK, Net.port(server)).sync().channel();
+        // Generous: a gigabyte at 10 MiB/s.
+        if (!done.await(60 + (bytes >> 20) / 10, TimeUnit.SECONDS)) {
+            Writer w = ch.pipeline().get(Writer.class);
+            throw new IllegalStateException("transfer did not complete: " + (withHandler ? "with" : "without")
+                    + " handler, client " + ch + " active " + ch.isActive() + " writable " + ch.isWritable()
+                    + " bytesBeforeWritable " + ch.bytesBeforeWritable() + " bytesBeforeUnwritable "
+                    + ch.bytesBeforeUnwritable() + ", " + (w == null ? "no writer" : w.remaining + " bytes not written")
+                    + ", server received " + server.attr(RECEIVED).get()[0] + " of " + bytes + ", server channel "
+                    + server.attr(ACCEPTED).get());
+        }
+        long end = done.getNow();
+        ch.close().sync();
+        return (bytes / (double) (1 << 20)) / ((end - start[0]) / 1e9);
+    }
+
+    /** Sends {@code bytes} as fast as the channel takes them, once the handshake succeeded. */
+    private static final class Writer extends ChannelInboundHandlerAdapter {
+        private final SslHandler ssl;
+        private final ByteBuf payload;
+        private final long[] start;
+        private long remaining;
+        private boolean started;
+
+        Writer(SslHandler ssl, ByteBuf payload, long bytes, long[] start) {
+            this.ssl = ssl;
+            this.payload = payload;
+            this.remaining = bytes;
+            this.start = start;
+        }
+
+        @Override
+        public void channelActive(ChannelHandlerContext ctx) {
+            ssl.handshakeFuture().addListener(f -> {
+                if (f.isSuccess()) {
+                    started = true;
+                    start[0] = System.nanoTime();
+                    writeMore(ctx);
+                }
+            });
+            ctx.fireChannelActive();
+        }
+
+        @Override
+        public void channelWritabilityChanged(ChannelHandlerContext ctx) {
+            if (started && ctx.channel().isWritable()) {
+                writeMore(ctx);
+            }
+            ctx.fireChannelWritabilityChanged();
+        }
+
+        private void writeMore(ChannelHandlerContext ctx) {
+            Channel ch = ctx.channel();
+            while (remaining > 0 && ch.isWritable()) {
+                int n = (int) Math.min(CHUNK, remaining);
+                ctx.write(payload.retainedSlice(0, n), ctx.voidPromise());
+                remaining -= n;
+            }
+            ctx.flush();
+        }
+    }
+}

@@ -1,0 +1,189 @@
+package io.github.gracefultls.benchmarks;
+
+import io.github.gracefultls.GracefulTlsCloseHandler;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.handler.ssl.SslHandler;
+import io.netty.handler.ssl.SslProvider;
+import io.netty.util.concurrent.AbstractScheduledEventExecutor;
+import org.openjdk.jol.info.ClassLayout;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryMXBean;
+import java.lang.reflect.Field;
+import java.time.Duration;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * Cost per idle connection of {@link GracefulTlsCloseHandler}, two ways:
+ *
+ * <ol>
+ *   <li>JOL: the shallow size of each object the handler adds to a connection: the handler, the transport observer
+ *       it puts before the {@code SslHandler}, and the two pipeline contexts that hold them (the observer's name is
+ *       generated once per class and shared; "tls-close" is a literal). Also, for reference, the objects a closure
+ *       allocates and an {@code SslHandler}.</li>
+ *   <li>Heap: {@code --connections} (default 10,000) idle TLS connections without the handler; then the handler is
+ *       added to each; then replaced by one made by the builder. The difference of the used heap after a full GC,
+ *       divided by the number of connections, is what the handler retains per connection. The number of tasks
+ *       scheduled on the client's event loop is read too, to check that idle channels schedule nothing.</li>
+ * </ol>
+ *
+ * <pre>
+ * java -Xms2g -Xmx2g -cp benchmarks/target/benchmarks.jar io.github.gracefultls.benchmarks.ConnectionCost \
+ *     [--connections 10000] [--provider OPENSSL] [--protocol TLSv1.3]
+ * </pre>
+ */
+public final class ConnectionCost {
+
+    /** Shallow sizes in bytes by object, and heap per connection in bytes by pipeline. */
+    record Result(Map<String, Long> shallow, int connections, Map<String, Double> heapPerConnection,
+                  Map<String, Integer> scheduledTasks) {
+        long handlerAndObserverAndContexts() {
+            return shallow.get("GracefulTlsCloseHandler") + shallow.get("TransportObserver")
+                    + 2 * shallow.get("DefaultChannelHandlerContext");
+        }
+    }
+
+    private ConnectionCost() {
+    }
+
+    public static void main(String[] argv) throws Exception {
+        Args args = new Args(argv, "quick");
+        boolean quick = args.flag("quick");
+        int connections = args.integer("connections", quick ? 200 : 10_000);
+        SslProvider provider = TlsContexts.provider(args.string("provider", "OPENSSL"));
+        String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
+        LeakCounter.install();
+        System.out.println("# ConnectionCost: " + Env.describe());
+        print(run(provider, protocol, connections));
+        System.out.println("# done, " + Env.loadAverage());
+    }
+
+    static void print(Result r) {
+        System.out.println("JOL shallow sizes, bytes (" + System.getProperty("java.vm.name") + ", "
+                + "compressed oops " + compressedOops() + "):");
+        r.shallow().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-40s %5d%n", k, v));
+        System.out.printf(Locale.ROOT, "  per idle connection, handler + observer + 2 contexts: %d%n",
+                r.handlerAndObserverAndContexts());
+        System.out.printf(Locale.ROOT, "Heap after full GC over %d idle connections, bytes per connection "
+                + "(difference to the pipeline without the handler):%n", r.connections());
+        r.heapPerConnection().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-40s %8.1f%n", k, v));
+        System.out.println("Tasks scheduled on the client's event loop while idle:");
+        r.scheduledTasks().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-40s %5d%n", k, v));
+    }
+
+    private static String compressedOops() {
+        try {
+            return String.valueOf(ManagementFactory.getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class)
+                    .getVMOption("UseCompressedOops").getValue());
+        } catch (RuntimeException e) {
+            return "?";
+        }
+    }
+
+    static Result run(SslProvider provider, String protocol, int connections) throws Exception {
+        Map<String, Long> shallow = shallowSizes();
+        Map<String, Double> perConnection = new LinkedHashMap<>();
+        Map<String, Integer> scheduled = new LinkedHashMap<>();
+        EventLoopGroup loop = Net.group("cost-client");
+        EventLoop executor = loop.next();
+        try (ServerProcess server = new ServerProcess(provider, protocol)) {
+            List<Channel> channels = ClosureAtScale.connect(loop, server.nettyPort, provider, protocol, connections,
+                    false, Net.Quiet.INSTANCE);
+            long base = usedAfterGc();
+            scheduled.put("SslHandler alone", scheduledTasks(executor));
+            perConnection.put("SslHandler alone (reference: 0)", 0.0);
+
+            add(executor, channels, GracefulTlsCloseHandler::new);
+            perConnection.put("+ new GracefulTlsCloseHandler()", (usedAfterGc() - base) / (double) connections);
+            scheduled.put("+ new GracefulTlsCloseHandler()", scheduledTasks(executor));
+            remove(executor, channels);
+            long base2 = usedAfterGc();
+
+            GracefulTlsCloseHandler.Builder builder = GracefulTlsCloseHandler.builder()
+                    .closeNotifyReadTimeout(Duration.ofSeconds(1));
+            add(executor, channels, builder::build);
+            perConnection.put("+ builder().closeNotifyReadTimeout(1s).build()",
+                    (usedAfterGc() - base2) / (double) connections);
+            scheduled.put("+ builder()...build()", scheduledTasks(executor));
+            remove(executor, channels);
+            executor.submit(() -> channels.forEach(Channel::close)).sync();
+            for (Channel ch : channels) {
+                ch.closeFuture().sync();
+            }
+        } finally {
+            Net.shutdown(loop);
+        }
+        return new Result(shallow, connections, perConnection, scheduled);
+    }
+
+    private static void add(EventLoop executor, Collection<Channel> channels,
+                            Supplier<GracefulTlsCloseHandler> handlers) throws InterruptedException {
+        executor.submit(() -> {
+            for (Channel ch : channels) {
+                ch.pipeline().addAfter("ssl", "tls-close", handlers.get());
+            }
+        }).sync();
+    }
+
+    private static void remove(EventLoop executor, Collection<Channel> channels) throws InterruptedException {
+        executor.submit(() -> {
+            for (Channel ch : channels) {
+                ch.pipeline().remove("tls-close");
+            }
+        }).sync();
+    }
+
+    /** Used heap after full collections, once it stops shrinking. */
+    private static long usedAfterGc() throws InterruptedException {
+        MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
+        long used = Long.MAX_VALUE;
+        for (int i = 0; i < 10; i++) {
+            System.gc();
+            long now = memory.getHeapMemoryUsage().getUsed();
+            if (now >= used) {
+                return Math.min(now, used);
+            }
+            used = now;
+        }
+        return used;
+    }
+
+    /** The size of the event loop's scheduled task queue, read on the event loop (it is not public). */
+    private static int scheduledTasks(EventLoop executor) throws Exception {
+        Field f = AbstractScheduledEventExecutor.class.getDeclaredField("scheduledTaskQueue");
+        f.setAccessible(true);
+        return executor.submit(() -> {
+            Collection<?> queue = (Collection<?>) f.get(executor);
+            return queue == null ? 0 : queue.size();
+        }).sync().getNow();
+    }
+
+    static Map<String, Long> shallowSizes() throws ClassNotFoundException {
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        sizes.put("GracefulTlsCloseHandler", size(GracefulTlsCloseHandler.class));
+        sizes.put("TransportObserver", size(Class.forName("io.github.gracefultls.TransportObserver")));
+        sizes.put("DefaultChannelHandlerContext", size(Class.forName("io.netty.channel.DefaultChannelHandlerContext")));
+        sizes.put("GracefulTlsCloseHandler$Settings (builder)",
+                size(Class.forName("io.github.gracefultls.GracefulTlsCloseHandler$Settings")));
+        sizes.put("while closing: GracefulTlsCloseHandler$Closure",
+                size(Class.forName("io.github.gracefultls.GracefulTlsCloseHandler$Closure")));
+        sizes.put("while closing: ClosingGuard", size(Class.forName("io.github.gracefultls.ClosingGuard")));
+        sizes.put("at the end: TlsCloseEvent", size(Class.forName("io.github.gracefultls.TlsCloseEvent")));
+        sizes.put("reference: SslHandler", size(SslHandler.class));
+        sizes.put("reference: ChannelInboundHandlerAdapter", size(ChannelInboundHandlerAdapter.class));
+        return sizes;
+    }
+
+    private static long size(Class<?> c) {
+        return ClassLayout.parseClass(c).instanceSize();
+    }
+
+}

@@ -1,0 +1,127 @@
+package io.github.gracefultls.benchmarks;
+
+import io.netty.handler.ssl.SslProvider;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.openjdk.jmh.profile.GCProfiler;
+import org.openjdk.jmh.results.Result;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.Options;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collection;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Runs every benchmark in its quick mode and checks that it ran and produced numbers. It asserts no timing: the
+ * figures are in docs/BENCHMARKS.md, measured on a quiet machine. JMH runs in this JVM (no fork), for a fraction of
+ * a second per benchmark.
+ */
+class BenchmarksSmokeTest {
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void dataPathBenchmarkRuns() throws RunnerException {
+        Collection<RunResult> results = jmh(DataPathBenchmark.class, false, "size", "64");
+        assertThat(results).hasSize(4); // JDK and OPENSSL, with and without the handler
+        for (RunResult r : results) {
+            assertThat(r.getPrimaryResult().getScore()).as(label(r)).isPositive().isFinite();
+        }
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void closureBenchmarkRunsWithTheGcProfiler() throws RunnerException {
+        Collection<RunResult> results = jmh(ClosureBenchmark.class, true, "protocol", "TLSv1.3");
+        assertThat(results).hasSize(4); // JDK and OPENSSL, graceful and netty
+        for (RunResult r : results) {
+            assertThat(r.getPrimaryResult().getScore()).as(label(r)).isPositive().isFinite();
+            Result<?> alloc = r.getSecondaryResults().get("gc.alloc.rate.norm");
+            assertThat(alloc).as(label(r) + " gc.alloc.rate.norm").isNotNull();
+            assertThat(alloc.getScore()).as(label(r)).isPositive();
+        }
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void bulkTransferRuns() throws Exception {
+        BulkTransfer.Result r = BulkTransfer.run(SslProvider.OPENSSL, TlsContexts.TLS_1_3, 8L << 20, 1, false);
+        BulkTransfer.print(r);
+        assertThat(r.withHandler()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
+        assertThat(r.without()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
+        assertThat(r.ratio()).isPositive().isFinite();
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void closeLatencyRunsAndDrawsItsChart() throws Exception {
+        List<CloseLatency.Point> points = CloseLatency.run(SslProvider.OPENSSL, TlsContexts.TLS_1_3, List.of(0, 10), 2);
+        CloseLatency.print("smoke", points);
+        assertThat(points).hasSize(2);
+        for (CloseLatency.Point p : points) {
+            assertThat(p.graceful()).hasSize(2).allSatisfy(v -> assertThat(v).isPositive());
+            assertThat(p.netty()).hasSize(2).allSatisfy(v -> assertThat(v).isPositive());
+            assertThat(p.gracefulUnclean()).isZero();
+        }
+        Path chart = Path.of("target", "close-latency-smoke.png");
+        LatencyChart.write(chart, "smoke test", points);
+        assertThat(Files.size(chart)).isPositive();
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void closureAtScaleRuns() throws Exception {
+        ClosureAtScale.Result r = ClosureAtScale.run(SslProvider.OPENSSL, TlsContexts.TLS_1_3, 100, 0, 1);
+        ClosureAtScale.print(r);
+        assertThat(r.rounds()).hasSize(2);
+        for (ClosureAtScale.Round round : r.rounds()) {
+            assertThat(round.allMillis()).as(round.variant()).isPositive();
+            if (round.variant().equals(ClosureAtScale.GRACEFUL)) {
+                // Every connection gets its one event, on both sides.
+                assertThat(round.clientEvents()).isEqualTo(100);
+                assertThat(round.serverEvents()).isEqualTo(100);
+            }
+        }
+        assertThat(r.clientLeaks()).isZero();
+        assertThat(r.serverLeaks()).isZero();
+    }
+
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void connectionCostRuns() throws Exception {
+        ConnectionCost.Result r = ConnectionCost.run(SslProvider.OPENSSL, TlsContexts.TLS_1_3, 100);
+        ConnectionCost.print(r);
+        assertThat(r.shallow()).allSatisfy((k, v) -> assertThat(v).as(k).isPositive());
+        assertThat(r.heapPerConnection()).isNotEmpty();
+        assertThat(r.scheduledTasks()).isNotEmpty();
+    }
+
+    private static Collection<RunResult> jmh(Class<?> benchmark, boolean gcProfiler, String param, String value)
+            throws RunnerException {
+        OptionsBuilder options = new OptionsBuilder();
+        options.include(benchmark.getSimpleName())
+                .forks(0)
+                .warmupIterations(0)
+                .measurementIterations(1)
+                .measurementTime(TimeValue.milliseconds(200))
+                .param(param, value)
+                .shouldFailOnError(true);
+        if (gcProfiler) {
+            options.addProfiler(GCProfiler.class);
+        }
+        Options built = options.build();
+        return new Runner(built).run();
+    }
+
+    private static String label(RunResult r) {
+        return r.getParams().getBenchmark() + " " + r.getParams();
+    }
+}
