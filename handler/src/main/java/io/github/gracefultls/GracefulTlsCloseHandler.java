@@ -26,6 +26,7 @@ import io.netty.util.concurrent.ScheduledFuture;
 import io.netty.util.internal.logging.InternalLogger;
 import io.netty.util.internal.logging.InternalLoggerFactory;
 
+import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLException;
 import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
@@ -292,11 +293,42 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         this.ctx = ctx;
         this.sslCtx = sslCtx;
         this.sslHandler = (SslHandler) sslCtx.handler();
-        // Record framing can be followed from the first handshake record on. Added later, the observer cannot know
-        // where records start, and a truncation is then judged from the SslHandler's buffer alone.
-        boolean aligned = !sslHandler.handshakeFuture().isDone() && SslHandlerAccess.undecodedBytes(sslHandler) <= 0;
-        observer = new TransportObserver(this, aligned);
-        ctx.pipeline().addBefore(sslCtx.name(), null, observer);
+        observer = newObserver(ctx, sslHandler);
+        if (observer != null) {
+            ctx.pipeline().addBefore(sslCtx.name(), null, observer);
+        }
+    }
+
+    /**
+     * Returns what watches the transport below the SslHandler, or null when nothing needs to. To say whether a
+     * truncation cut a record, the bytes of an incomplete record are counted when the input ends, before the
+     * SslHandler releases its buffer. With an engine the SslHandler feeds whole records (the JDK's), they are in
+     * that buffer: when the channel goes inactive the SslHandler's close event comes first, so only a FIN under
+     * ALLOW_HALF_CLOSURE needs an observer, which stays off the read path. OpenSSL (and Conscrypt) take partial
+     * records into their own buffers, so the framing is followed from the first handshake record on; added later,
+     * it cannot know where records start, and a truncation is judged from the SslHandler's buffer alone.
+     */
+    private TransportObserver newObserver(ChannelHandlerContext ctx, SslHandler ssl) {
+        if (buffersPartialRecords(ssl.engine())) {
+            boolean aligned = !ssl.handshakeFuture().isDone() && SslHandlerAccess.undecodedBytes(ssl) == 0;
+            return new TransportObserver.RecordFraming(this, aligned);
+        }
+        if (Boolean.TRUE.equals(ctx.channel().config().getOption(ChannelOption.ALLOW_HALF_CLOSURE))) {
+            return new TransportObserver(this);
+        }
+        return null;
+    }
+
+    /** Whether the SslHandler hands this engine partial records, as it does for the engines Netty runs natively. */
+    private static boolean buffersPartialRecords(SSLEngine engine) {
+        for (Class<?> c = engine.getClass(); c != null; c = c.getSuperclass()) {
+            String name = c.getName();
+            if (name.equals("io.netty.handler.ssl.ReferenceCountedOpenSslEngine")
+                    || name.equals("io.netty.handler.ssl.ConscryptAlpnSslEngine")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static ChannelHandlerContext findSslHandlerBefore(ChannelHandlerContext ctx) {
@@ -409,6 +441,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                     // Otherwise a false signal: OpenSSL's engine reports CLOSED for any input once our own
                     // close_notify is out. The ClosingGuard checks again after each read.
                 } else if (e.cause() instanceof ClosedChannelException) {
+                    // Fired by the SslHandler before it releases its buffer: an incomplete record is still there.
+                    transportInputEnding();
                     onTransportEnded(e.cause(), "the channel became inactive");
                 } else {
                     onFailure(e.cause());
@@ -437,6 +471,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                 if (io instanceof SSLException) {
                     onFailure(io);
                 } else {
+                    transportInputEnding();
                     onTransportEnded(io, "the transport failed");
                 }
                 if (logger.isDebugEnabled()) {
@@ -532,8 +567,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     void transportInputEnding() {
         if (undecodedAtInputEnd == UNKNOWN && sslHandler != null) {
-            int partial = observer.partialRecordBytes();
-            undecodedAtInputEnd = partial >= 0 ? partial : SslHandlerAccess.undecodedBytes(sslHandler);
+            TransportObserver o = observer;
+            undecodedAtInputEnd = o != null ? o.partialRecordBytes(sslHandler)
+                    : SslHandlerAccess.undecodedBytes(sslHandler);
         }
     }
 
@@ -1169,6 +1205,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         private long readTimeoutNanos = DEFAULT_SETTINGS.readTimeoutNanos;
         private long halfCloseTimeoutNanos = DEFAULT_SETTINGS.halfCloseTimeoutNanos;
         private PeerClosePolicy peerClosePolicy = DEFAULT_SETTINGS.peerClosePolicy;
+        /** The settings of the last handler built, shared with the next ones while nothing changes. */
+        private Settings built;
 
         private Builder() {
         }
@@ -1233,8 +1271,14 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
          * @return a new handler
          */
         public GracefulTlsCloseHandler build() {
-            return new GracefulTlsCloseHandler(new Settings(flushTimeoutNanos, readTimeoutNanos,
-                    halfCloseTimeoutNanos, peerClosePolicy));
+            Settings s = built;
+            if (s == null || s.flushTimeoutNanos != flushTimeoutNanos || s.readTimeoutNanos != readTimeoutNanos
+                    || s.halfCloseTimeoutNanos != halfCloseTimeoutNanos || s.peerClosePolicy != peerClosePolicy) {
+                // Handlers built with the same settings share them: a server's builder makes one per connection.
+                s = built = new Settings(flushTimeoutNanos, readTimeoutNanos, halfCloseTimeoutNanos,
+                        peerClosePolicy);
+            }
+            return new GracefulTlsCloseHandler(s);
         }
 
         private static long positive(Duration timeout, String name) {

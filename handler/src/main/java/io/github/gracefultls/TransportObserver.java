@@ -4,82 +4,32 @@ import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.handler.ssl.SslHandler;
 
 import javax.net.ssl.SSLException;
 import java.io.IOException;
 
 /**
- * Sits right before the {@code SslHandler} and follows the TLS record framing of the received bytes (5-byte headers
- * and lengths only, nothing is copied), so that when the transport's input ends (FIN, an I/O error, the channel
- * going inactive) a truncation can say whether it cut a record. The TLS engines cannot tell: OpenSSL keeps a partial
- * record in its own buffer.
+ * Sits right before the {@code SslHandler} and tells the owner that the transport's input is ending (FIN, an I/O
+ * error, the channel going inactive) before the {@code SslHandler} hears of it, while its buffer still holds the
+ * bytes of an incomplete record. This class is off the read path: it does not override {@code channelRead}, so
+ * Netty never calls it for data. {@link RecordFraming} also follows the record framing, for engines that keep
+ * partial records in their own buffers.
  */
-final class TransportObserver extends ChannelInboundHandlerAdapter {
+class TransportObserver extends ChannelInboundHandlerAdapter {
 
-    private static final int HEADER_LENGTH = 5;
+    final GracefulTlsCloseHandler owner;
 
-    private final GracefulTlsCloseHandler owner;
-    /** False when added after TLS bytes were received, or once a header did not look like one: framing unknown. */
-    private boolean aligned;
-    /** Bytes of the current record (header included) received so far; 0 at a record boundary. */
-    private int received;
-    /** Body bytes of the current record still to come; -1 while its header is incomplete. */
-    private int bodyRemaining = -1;
-    private int lengthHighByte;
-
-    TransportObserver(GracefulTlsCloseHandler owner, boolean aligned) {
+    TransportObserver(GracefulTlsCloseHandler owner) {
         this.owner = owner;
-        this.aligned = aligned;
     }
 
-    /** Bytes of an incomplete record received so far: 0 at a record boundary, -1 if unknown. */
-    int partialRecordBytes() {
-        return aligned ? received : -1;
-    }
-
-    @Override
-    public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (aligned && msg instanceof ByteBuf) {
-            follow((ByteBuf) msg);
-        }
-        ctx.fireChannelRead(msg);
-    }
-
-    private void follow(ByteBuf buf) {
-        int i = buf.readerIndex();
-        final int end = buf.writerIndex();
-        while (i < end) {
-            if (bodyRemaining > 0) {
-                int n = Math.min(bodyRemaining, end - i);
-                bodyRemaining -= n;
-                i += n;
-                received = bodyRemaining == 0 ? 0 : received + n;
-                if (bodyRemaining == 0) {
-                    bodyRemaining = -1;
-                }
-                continue;
-            }
-            // Inside a header: 1 byte type, 2 bytes version, 2 bytes length.
-            received++;
-            if (received == 1) {
-                short type = buf.getUnsignedByte(i);
-                if (type < 20 || type > 24) {
-                    // Not a TLS record (plaintext after a closure, or framing lost): stop following.
-                    aligned = false;
-                    received = 0;
-                    return;
-                }
-            } else if (received == HEADER_LENGTH - 1) {
-                lengthHighByte = buf.getUnsignedByte(i);
-            } else if (received == HEADER_LENGTH) {
-                bodyRemaining = lengthHighByte << 8 | buf.getUnsignedByte(i);
-                if (bodyRemaining == 0) {
-                    bodyRemaining = -1;
-                    received = 0;
-                }
-            }
-            i++;
-        }
+    /**
+     * Returns the bytes of an incomplete record received so far: 0 at a record boundary, -1 if unknown. Here they are
+     * the bytes the SslHandler holds undecoded.
+     */
+    int partialRecordBytes(SslHandler ssl) {
+        return SslHandlerAccess.undecodedBytes(ssl);
     }
 
     @Override
@@ -102,5 +52,85 @@ final class TransportObserver extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) throws Exception {
         owner.transportInputEnding();
         ctx.fireChannelInactive();
+    }
+
+    /**
+     * Also follows the TLS record framing of the received bytes (record headers only; nothing is copied), for
+     * engines that take partial records into their own buffers (OpenSSL), where the {@code SslHandler}'s buffer is
+     * empty whatever was cut. Reads whole headers and skips whole records, so a read costs a few operations per
+     * record.
+     */
+    static final class RecordFraming extends TransportObserver {
+
+        private static final int HEADER_LENGTH = 5;
+
+        /** False when added after TLS bytes were received, or once a header did not look like one. */
+        private boolean aligned;
+        /** Bytes of a header split across reads received so far, 0 to 4. */
+        private byte headerBytes;
+        /** Body length of the current record; while its header is incomplete, the length's high byte. */
+        private int recordLength;
+        /** Body bytes of the current record still to come. */
+        private int remaining;
+
+        RecordFraming(GracefulTlsCloseHandler owner, boolean aligned) {
+            super(owner);
+            this.aligned = aligned;
+        }
+
+        /** The SslHandler's buffer says nothing here: if the framing is unknown, so is the answer. */
+        @Override
+        int partialRecordBytes(SslHandler ssl) {
+            if (!aligned) {
+                return -1;
+            }
+            return remaining > 0 ? HEADER_LENGTH + recordLength - remaining : headerBytes;
+        }
+
+        @Override
+        public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (aligned && msg instanceof ByteBuf) {
+                follow((ByteBuf) msg);
+            }
+            ctx.fireChannelRead(msg);
+        }
+
+        private void follow(ByteBuf buf) {
+            int i = buf.readerIndex();
+            final int end = buf.writerIndex();
+            while (i < end) {
+                if (remaining > 0) {
+                    int n = Math.min(remaining, end - i);
+                    remaining -= n;
+                    i += n;
+                } else if (headerBytes == 0 && end - i >= HEADER_LENGTH) {
+                    // A whole header: 1 byte content type, 2 bytes version, 2 bytes length.
+                    if (!isContentType(buf.getUnsignedByte(i))) {
+                        aligned = false;
+                        return;
+                    }
+                    recordLength = remaining = buf.getUnsignedShort(i + 3);
+                    i += HEADER_LENGTH;
+                } else {
+                    // A header split across reads, byte by byte.
+                    int b = buf.getUnsignedByte(i++);
+                    int at = headerBytes++;
+                    if (at == 0 && !isContentType(b)) {
+                        aligned = false;
+                        return;
+                    } else if (at == 3) {
+                        recordLength = b;
+                    } else if (at == 4) {
+                        recordLength = remaining = recordLength << 8 | b;
+                        headerBytes = 0;
+                    }
+                }
+            }
+        }
+
+        /** Plaintext after a closure, or framing lost, is not a TLS record: the framing is then unknown. */
+        private static boolean isContentType(int type) {
+            return type >= 20 && type <= 24;
+        }
     }
 }

@@ -254,6 +254,44 @@ class BuilderTest {
         assertThat(b.build()).isNotSameAs(b.build());
     }
 
+    /** Handlers built alike share their settings; a later change of the builder does not reach them. */
+    @Test
+    void handlerKeepsTheSettingsItWasBuiltWithWhenTheBuilderChangesLater() {
+        GracefulTlsCloseHandler.Builder b = GracefulTlsCloseHandler.builder()
+                .closeNotifyReadTimeout(Duration.ofMillis(100));
+        GracefulTlsCloseHandler first = b.build();
+        GracefulTlsCloseHandler second = b.build();
+        b.closeNotifyReadTimeout(Duration.ofMillis(200));
+        GracefulTlsCloseHandler third = b.build();
+
+        assertThat(readTimeoutMillis(first)).isEqualTo(100);
+        assertThat(readTimeoutMillis(second)).isEqualTo(100);
+        assertThat(readTimeoutMillis(third)).isEqualTo(200);
+    }
+
+    /** The read timeout of a handler, measured on a frozen clock: the peer never answers our close_notify. */
+    private static long readTimeoutMillis(GracefulTlsCloseHandler handler) {
+        RecordingHandler recorder = new RecordingHandler();
+        try (TlsPair pair = TlsPair.builder(Tls.Provider.JDK.sslProvider(), Tls.TLS_1_2)
+                .clientHandlers(handler, recorder)
+                .build()) {
+            pair.handshake();
+            pair.freezeTime();
+            EmbeddedChannel client = pair.client();
+            client.pipeline().close();
+            for (int ms = 1; ms <= 1000; ms++) {
+                client.advanceTimeBy(1, TimeUnit.MILLISECONDS);
+                client.runPendingTasks();
+                if (!recorder.eventsOfType(TlsCloseEvent.class).isEmpty()) {
+                    TlsCloseEvent event = single(recorder);
+                    assertThat(event.status()).isEqualTo(TlsCloseStatus.TIMED_OUT);
+                    return event.elapsed().toMillis();
+                }
+            }
+            throw new AssertionError("no outcome within 1 s");
+        }
+    }
+
     @Test
     void rejectedValueLeavesTheBuilderUsable() {
         GracefulTlsCloseHandler.Builder b = GracefulTlsCloseHandler.builder();

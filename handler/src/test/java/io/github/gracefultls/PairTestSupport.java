@@ -165,10 +165,11 @@ final class PairTestSupport {
         private final RecordingHandler serverApp = new RecordingHandler();
 
         private Fixture(SslProvider provider, String protocol, GracefulTlsCloseHandler clientHandler,
-                        GracefulTlsCloseHandler serverHandler, Stall clientStall) {
+                        GracefulTlsCloseHandler serverHandler, Stall clientStall, boolean halfClosure) {
             this.clientHandler = clientHandler;
             this.serverHandler = serverHandler;
             pair = TlsPair.builder(provider, protocol)
+                    .halfClosure(halfClosure)
                     .client(p -> init(p, clientHandler, clientApp, clientStall))
                     .server(p -> init(p, serverHandler, serverApp, null))
                     .build();
@@ -188,13 +189,22 @@ final class PairTestSupport {
         /** Either handler may be null: that side then has a bare SslHandler. */
         static Fixture of(SslProvider provider, String protocol, GracefulTlsCloseHandler clientHandler,
                           GracefulTlsCloseHandler serverHandler) {
-            return new Fixture(provider, protocol, clientHandler, serverHandler, null);
+            return new Fixture(provider, protocol, clientHandler, serverHandler, null, false);
+        }
+
+        /**
+         * Both channels report {@code ALLOW_HALF_CLOSURE}: a FIN reaches the pipeline as a
+         * {@code ChannelInputShutdownEvent}, which tests fire themselves.
+         */
+        static Fixture halfClosing(SslProvider provider, String protocol, GracefulTlsCloseHandler clientHandler,
+                                   GracefulTlsCloseHandler serverHandler) {
+            return new Fixture(provider, protocol, clientHandler, serverHandler, null, true);
         }
 
         /** The client has a {@link Stall} first in its pipeline, below the SslHandler. */
         static Fixture withClientStall(SslProvider provider, String protocol, GracefulTlsCloseHandler clientHandler,
                                        GracefulTlsCloseHandler serverHandler, Stall stall) {
-            return new Fixture(provider, protocol, clientHandler, serverHandler, stall);
+            return new Fixture(provider, protocol, clientHandler, serverHandler, stall, false);
         }
 
         /** Handshakes and freezes both clocks. */

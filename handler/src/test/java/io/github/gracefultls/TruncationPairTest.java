@@ -5,16 +5,20 @@ import io.github.gracefultls.testing.TlsPair.Side;
 import io.github.gracefultls.testing.TlsRecords;
 import io.github.gracefultls.testing.TlsRecords.Record;
 import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandler;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.Future;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -58,7 +62,7 @@ class TruncationPairTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void inputEndingWithoutCloseNotifyAtARecordBoundaryIsTruncated(SslProvider provider, String protocol) {
-        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
+        try (Fixture f = Fixture.halfClosing(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
                 .handshake()) {
             Future<TlsCloseEvent> closeFuture = f.clientHandler().closeFuture();
             AtomicInteger closeFutureCompletions = completions(closeFuture);
@@ -86,7 +90,7 @@ class TruncationPairTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void inputEndingInsideARecordSaysHowManyBytesOfItArrived(SslProvider provider, String protocol) {
-        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
+        try (Fixture f = Fixture.halfClosing(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
                 .handshake()) {
             f.server().writeAndFlush(buf(f.server(), PAYLOAD));
             byte[] wire = f.pair.drainOutbound(Side.SERVER);
@@ -113,7 +117,7 @@ class TruncationPairTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void inputEndingDuringOurCloseWaitIsATruncationOfOurClose(SslProvider provider, String protocol) {
-        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
+        try (Fixture f = Fixture.halfClosing(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
                 .handshake()) {
             ChannelFuture closed = f.client().pipeline().close();
             AtomicInteger closeCompletions = completions(closed);
@@ -137,7 +141,7 @@ class TruncationPairTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void inputEndingDuringByeShutWrIsTruncatedAndClosesTheChannel(SslProvider provider, String protocol) {
-        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
+        try (Fixture f = Fixture.halfClosing(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
                 .handshake()) {
             Future<TlsCloseEvent> bye = f.clientHandler().bye(SHUT_WR);
             AtomicInteger byeCompletions = completions(bye);
@@ -150,6 +154,94 @@ class TruncationPairTest {
             assertThat(event.elapsed()).isEqualTo(Duration.ofMillis(6));
             assertCompletedWith(bye, byeCompletions, event);
             assertThat(f.client().isOpen()).isFalse();
+        }
+    }
+
+    /**
+     * Without half-closure a cut transport becomes inactive: the count of an incomplete record must come from before
+     * the SslHandler releases its buffer, on engines that keep partial records there (JDK) and on those that do not
+     * (OpenSSL, followed by the record framing).
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void transportClosedUnderneathInsideARecordSaysHowManyBytesOfItArrived(SslProvider provider, String protocol) {
+        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
+                .handshake()) {
+            f.server().writeAndFlush(buf(f.server(), PAYLOAD));
+            byte[] wire = f.pair.drainOutbound(Side.SERVER);
+            List<Record> records = TlsRecords.parse(wire);
+            int partial = 7; // a header and 2 bytes of the last record's body
+            int cut = records.get(records.size() - 1).offset() + partial;
+            f.pair.deliver(Side.CLIENT, Arrays.copyOf(wire, cut));
+            int delivered = f.clientApp().receivedBytes().length;
+
+            f.client().pipeline().firstContext().close();
+            f.client().runPendingTasks();
+
+            TlsCloseEvent event = assertOneEventBeforeInactive(f.clientApp());
+            assertEvent(event, TRUNCATED, PEER, null);
+            TlsTruncationException cause = truncation(event);
+            assertThat(cause.undecodedBytes()).isEqualTo(partial);
+            assertThat(cause.isInsideRecord()).isTrue();
+            assertThat(cause.getMessage()).contains("inside a TLS record (7 bytes of it had arrived)");
+            assertThat(f.clientApp().receivedBytes()).isEqualTo(Arrays.copyOf(PAYLOAD, delivered));
+        }
+    }
+
+    /** Bytes arriving one per read, headers split anywhere: the count of the cut record is still exact. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void inputEndingAfterOneByteReadsSaysHowManyBytesOfTheCutRecordArrived(SslProvider provider, String protocol) {
+        for (int partial = 0; partial <= 12; partial++) {
+            try (Fixture f = Fixture.halfClosing(provider, protocol, new GracefulTlsCloseHandler(),
+                    new GracefulTlsCloseHandler()).handshake()) {
+                for (int i = 0; i < 3; i++) { // three small records
+                    f.server().writeAndFlush(buf(f.server(), Arrays.copyOf(PAYLOAD, 40)));
+                }
+                byte[] wire = f.pair.drainOutbound(Side.SERVER);
+                List<Record> records = TlsRecords.parse(wire);
+                assertThat(records).hasSizeGreaterThanOrEqualTo(3);
+                int cut = records.get(records.size() - 1).offset() + partial;
+                for (int i = 0; i < cut; i++) {
+                    f.pair.deliver(Side.CLIENT, new byte[] {wire[i]});
+                }
+
+                inputEnds(f.client());
+
+                TlsTruncationException cause = truncation(assertOneEventBeforeInactive(f.clientApp()));
+                assertThat(cause.undecodedBytes()).as("cut %d bytes into the record", partial).isEqualTo(partial);
+            }
+        }
+    }
+
+    /**
+     * What sits before the SslHandler: nothing for an engine that is fed whole records (JDK) unless the channel
+     * half-closes, then an observer that Netty never calls for data; for OpenSSL, which buffers partial records
+     * itself, one that follows the record framing on the read path.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void observerBeforeTheSslHandlerOnlyWhereTheEngineOrHalfClosureNeedsIt(SslProvider provider, String protocol) {
+        for (boolean halfClosure : new boolean[] {false, true}) {
+            try (Fixture f = halfClosure
+                    ? Fixture.halfClosing(provider, protocol, new GracefulTlsCloseHandler(), null)
+                    : Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), null)) {
+                List<String> before = new ArrayList<>();
+                for (Map.Entry<String, ChannelHandler> e : f.client().pipeline()) {
+                    if (e.getValue() instanceof SslHandler) {
+                        break;
+                    }
+                    before.add(e.getValue().getClass().getName());
+                }
+                String as = provider + " halfClosure=" + halfClosure;
+                if (provider == SslProvider.OPENSSL) {
+                    assertThat(before).as(as).containsExactly(TransportObserver.RecordFraming.class.getName());
+                } else if (halfClosure) {
+                    assertThat(before).as(as).containsExactly(TransportObserver.class.getName());
+                } else {
+                    assertThat(before).as(as).isEmpty();
+                }
+            }
         }
     }
 
@@ -180,7 +272,7 @@ class TruncationPairTest {
     void inputEndingAfterThePeersCloseNotifyIsNotATruncation(SslProvider provider, String protocol) {
         GracefulTlsCloseHandler client = GracefulTlsCloseHandler.builder()
                 .peerClosePolicy(PeerClosePolicy.HALF_CLOSE).build();
-        try (Fixture f = Fixture.of(provider, protocol, client, new GracefulTlsCloseHandler()).handshake()) {
+        try (Fixture f = Fixture.halfClosing(provider, protocol, client, new GracefulTlsCloseHandler()).handshake()) {
             f.serverHandler().bye(SHUT_WR);
             f.pair.forward(Side.SERVER);
             TlsCloseEvent event = onlyEvent(f.clientApp());

@@ -65,12 +65,12 @@ public final class TlsPair implements AutoCloseable {
         EmbeddedChannel serverChannel = null;
         try {
             // Server first, so the ClientHello written by the client's handlerAdded cannot get ahead of it.
-            serverChannel = new EmbeddedChannel();
+            serverChannel = builder.halfClosure ? new HalfClosableEmbeddedChannel() : new EmbeddedChannel();
             SslHandler serverHandler = builder.serverContext.newHandler(serverChannel.alloc());
             serverChannel.pipeline().addLast("ssl", serverHandler);
             builder.serverInitializer.accept(serverChannel.pipeline());
 
-            clientChannel = new EmbeddedChannel();
+            clientChannel = builder.halfClosure ? new HalfClosableEmbeddedChannel() : new EmbeddedChannel();
             SslHandler clientHandler = builder.clientContext.newHandler(clientChannel.alloc());
             clientChannel.pipeline().addLast("ssl", clientHandler);
             builder.clientInitializer.accept(clientChannel.pipeline());
@@ -120,6 +120,7 @@ public final class TlsPair implements AutoCloseable {
         private final SslContext serverContext;
         private Consumer<ChannelPipeline> clientInitializer = p -> p.addLast(new RecordingHandler());
         private Consumer<ChannelPipeline> serverInitializer = p -> p.addLast(new RecordingHandler());
+        private boolean halfClosure;
 
         private Builder(SslContext clientContext, SslContext serverContext) {
             this.clientContext = Objects.requireNonNull(clientContext, "clientContext");
@@ -151,6 +152,15 @@ public final class TlsPair implements AutoCloseable {
         public Builder serverHandlers(ChannelHandler... handlers) {
             ChannelHandler[] copy = handlers.clone();
             return server(p -> p.addLast(copy));
+        }
+
+        /**
+         * Whether both channels report {@code ChannelOption.ALLOW_HALF_CLOSURE} as true, as a socket channel
+         * configured for half-closure does: a FIN is then a {@code ChannelInputShutdownEvent}, not a close.
+         */
+        public Builder halfClosure(boolean halfClosure) {
+            this.halfClosure = halfClosure;
+            return this;
         }
 
         public TlsPair build() {
