@@ -3,6 +3,7 @@ package io.github.gracefultls.benchmarks;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.handler.ssl.SslHandler;
@@ -25,29 +26,43 @@ import java.util.function.Supplier;
  * Cost per idle connection of {@link GracefulTlsCloseHandler}, two ways:
  *
  * <ol>
- *   <li>JOL: the shallow size of each object the handler adds to a connection: the handler, the transport observer
- *       it puts before the {@code SslHandler}, and the two pipeline contexts that hold them (the observer's name is
- *       generated once per class and shared; "tls-close" is a literal). Also, for reference, the objects a closure
- *       allocates and an {@code SslHandler}.</li>
+ *   <li>JOL: the shallow size of each object the handler adds to a connection, and the sum for each layout. With a
+ *       JDK engine the handler adds itself and its pipeline context; with {@code ALLOW_HALF_CLOSURE} also a transport
+ *       observer (off the read path) and its context; with OpenSSL, which keeps partial records in its own buffer,
+ *       an observer that follows the record framing, and its context. Observer names are generated once per class
+ *       and shared; "tls-close" is a literal. Also, for reference, the objects a closure allocates and an
+ *       {@code SslHandler}.</li>
  *   <li>Heap: {@code --connections} (default 10,000) idle TLS connections without the handler; then the handler is
  *       added to each; then replaced by one made by the builder. The difference of the used heap after a full GC,
- *       divided by the number of connections, is what the handler retains per connection. The number of tasks
- *       scheduled on the client's event loop is read too, to check that idle channels schedule nothing.</li>
+ *       divided by the number of connections, is what the handler retains per connection. The clients are set up
+ *       with {@code ALLOW_HALF_CLOSURE}; a last round turns it off first. The number of tasks
+ *       scheduled on the client's event loop is read too, to check that idle channels schedule nothing. Runs for
+ *       each {@code --provider} (default both, JDK then OPENSSL).</li>
  * </ol>
  *
  * <pre>
  * java -Xms2g -Xmx2g -cp benchmarks/target/benchmarks.jar io.github.gracefultls.benchmarks.ConnectionCost \
- *     [--connections 10000] [--provider OPENSSL] [--protocol TLSv1.3]
+ *     [--connections 10000] [--provider JDK|OPENSSL] [--protocol TLSv1.3]
  * </pre>
  */
 public final class ConnectionCost {
 
     /** Shallow sizes in bytes by object, and heap per connection in bytes by pipeline. */
-    record Result(Map<String, Long> shallow, int connections, Map<String, Double> heapPerConnection,
-                  Map<String, Integer> scheduledTasks) {
-        long handlerAndObserverAndContexts() {
-            return shallow.get("GracefulTlsCloseHandler") + shallow.get("TransportObserver")
-                    + 2 * shallow.get("DefaultChannelHandlerContext");
+    record Result(SslProvider provider, Map<String, Long> shallow, int connections,
+                  Map<String, Double> heapPerConnection, Map<String, Integer> scheduledTasks) {
+
+        /** Bytes per idle connection by layout, from the shallow sizes. */
+        Map<String, Long> layouts() {
+            long handler = shallow.get("GracefulTlsCloseHandler");
+            long context = shallow.get("DefaultChannelHandlerContext");
+            Map<String, Long> layouts = new LinkedHashMap<>();
+            layouts.put("the handler object alone", handler);
+            layouts.put("JDK engine: handler + its context", handler + context);
+            layouts.put("JDK engine, ALLOW_HALF_CLOSURE: + observer + its context",
+                    handler + context + shallow.get("TransportObserver") + context);
+            layouts.put("OpenSSL engine: + framing observer + its context",
+                    handler + context + shallow.get("TransportObserver$RecordFraming") + context);
+            return layouts;
         }
     }
 
@@ -58,11 +73,13 @@ public final class ConnectionCost {
         Args args = new Args(argv, "quick");
         boolean quick = args.flag("quick");
         int connections = args.integer("connections", quick ? 200 : 10_000);
-        SslProvider provider = TlsContexts.provider(args.string("provider", "OPENSSL"));
+        String providers = args.string("provider", "JDK,OPENSSL");
         String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
         LeakCounter.install();
         System.out.println("# ConnectionCost: " + Env.describe());
-        print(run(provider, protocol, connections));
+        for (String provider : providers.split(",")) {
+            print(run(TlsContexts.provider(provider), protocol, connections));
+        }
         System.out.println("# done, " + Env.loadAverage());
     }
 
@@ -70,10 +87,10 @@ public final class ConnectionCost {
         System.out.println("JOL shallow sizes, bytes (" + System.getProperty("java.vm.name") + ", "
                 + "compressed oops " + compressedOops() + "):");
         r.shallow().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-40s %5d%n", k, v));
-        System.out.printf(Locale.ROOT, "  per idle connection, handler + observer + 2 contexts: %d%n",
-                r.handlerAndObserverAndContexts());
-        System.out.printf(Locale.ROOT, "Heap after full GC over %d idle connections, bytes per connection "
-                + "(difference to the pipeline without the handler):%n", r.connections());
+        System.out.println("Per idle connection, bytes, by layout:");
+        r.layouts().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-58s %5d%n", k, v));
+        System.out.printf(Locale.ROOT, "Heap after full GC over %d idle %s connections, bytes per connection "
+                + "(difference to the pipeline without the handler):%n", r.connections(), r.provider());
         r.heapPerConnection().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-40s %8.1f%n", k, v));
         System.out.println("Tasks scheduled on the client's event loop while idle:");
         r.scheduledTasks().forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-40s %5d%n", k, v));
@@ -114,6 +131,16 @@ public final class ConnectionCost {
                     (usedAfterGc() - base2) / (double) connections);
             scheduled.put("+ builder()...build()", scheduledTasks(executor));
             remove(executor, channels);
+
+            // The clients half-close (ALLOW_HALF_CLOSURE, as a proxy's would); most servers do not.
+            executor.submit(() -> channels.forEach(
+                    ch -> ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, false))).sync();
+            long base3 = usedAfterGc();
+            add(executor, channels, builder::build);
+            perConnection.put("+ builder()...build(), without ALLOW_HALF_CLOSURE",
+                    (usedAfterGc() - base3) / (double) connections);
+            scheduled.put("+ builder()...build(), without half-closure", scheduledTasks(executor));
+            remove(executor, channels);
             executor.submit(() -> channels.forEach(Channel::close)).sync();
             for (Channel ch : channels) {
                 ch.closeFuture().sync();
@@ -121,7 +148,7 @@ public final class ConnectionCost {
         } finally {
             Net.shutdown(loop);
         }
-        return new Result(shallow, connections, perConnection, scheduled);
+        return new Result(provider, shallow, connections, perConnection, scheduled);
     }
 
     private static void add(EventLoop executor, Collection<Channel> channels,
@@ -170,6 +197,8 @@ public final class ConnectionCost {
         Map<String, Long> sizes = new LinkedHashMap<>();
         sizes.put("GracefulTlsCloseHandler", size(GracefulTlsCloseHandler.class));
         sizes.put("TransportObserver", size(Class.forName("io.github.gracefultls.TransportObserver")));
+        sizes.put("TransportObserver$RecordFraming",
+                size(Class.forName("io.github.gracefultls.TransportObserver$RecordFraming")));
         sizes.put("DefaultChannelHandlerContext", size(Class.forName("io.netty.channel.DefaultChannelHandlerContext")));
         sizes.put("GracefulTlsCloseHandler$Settings (builder)",
                 size(Class.forName("io.github.gracefultls.GracefulTlsCloseHandler$Settings")));

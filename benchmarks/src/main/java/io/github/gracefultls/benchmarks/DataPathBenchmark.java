@@ -26,9 +26,10 @@ import java.util.concurrent.TimeUnit;
 /**
  * Data-path overhead: one message of {@code size} bytes per operation, written by the client, encrypted by its
  * {@code SslHandler}, moved to the server, decrypted and delivered to the end of its pipeline. With
- * {@code withHandler} both pipelines also have a {@link GracefulTlsCloseHandler} (and so its transport observer before
- * the server's {@code SslHandler}); without, they are {@code SslHandler} alone. The figure is the throughput ratio
- * with/without, in the same run.
+ * {@code withHandler} both pipelines also have a {@link GracefulTlsCloseHandler}; with OpenSSL that includes the
+ * observer that follows the record framing before the server's {@code SslHandler}, the only part of the handler on
+ * the read path (with the JDK engine nothing is). Without, they are {@code SslHandler} alone. The figure is the
+ * throughput ratio with/without, in the same run.
  *
  * <pre>
  * java -jar benchmarks/target/benchmarks.jar DataPathBenchmark
@@ -56,8 +57,8 @@ public class DataPathBenchmark {
 
     /**
      * A control, off by default: {@code hop} adds to both pipelines an empty handler that overrides
-     * {@code channelRead} before the {@code SslHandler}, as the handler's transport observer is placed, to tell the
-     * cost of one more pipeline context on the read path from the observer's own work
+     * {@code channelRead} before the {@code SslHandler}, where the handler's record-framing observer is placed, to tell
+     * the cost of one more pipeline context on the read path from the observer's own work
      * ({@code -p withHandler=false -p control=hop}).
      */
     @Param({"none"})

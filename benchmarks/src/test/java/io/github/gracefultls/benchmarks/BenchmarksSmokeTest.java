@@ -3,6 +3,8 @@ package io.github.gracefultls.benchmarks;
 import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.openjdk.jmh.profile.GCProfiler;
 import org.openjdk.jmh.results.Result;
 import org.openjdk.jmh.results.RunResult;
@@ -94,12 +96,14 @@ class BenchmarksSmokeTest {
         assertThat(r.serverLeaks()).isZero();
     }
 
-    @Test
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(value = SslProvider.class, names = {"JDK", "OPENSSL"})
     @Timeout(value = 60, unit = TimeUnit.SECONDS)
-    void connectionCostRuns() throws Exception {
-        ConnectionCost.Result r = ConnectionCost.run(SslProvider.OPENSSL, TlsContexts.TLS_1_3, 100);
+    void connectionCostRuns(SslProvider provider) throws Exception {
+        ConnectionCost.Result r = ConnectionCost.run(provider, TlsContexts.TLS_1_3, 100);
         ConnectionCost.print(r);
         assertThat(r.shallow()).allSatisfy((k, v) -> assertThat(v).as(k).isPositive());
+        assertThat(r.layouts()).hasSize(4).allSatisfy((k, v) -> assertThat(v).as(k).isPositive());
         assertThat(r.heapPerConnection()).isNotEmpty();
         assertThat(r.scheduledTasks()).isNotEmpty();
     }
