@@ -305,12 +305,15 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      * SslHandler releases its buffer. With an engine the SslHandler feeds whole records (the JDK's), they are in
      * that buffer: when the channel goes inactive the SslHandler's close event comes first, so only a FIN under
      * ALLOW_HALF_CLOSURE needs an observer, which stays off the read path. OpenSSL (and Conscrypt) take partial
-     * records into their own buffers, so the framing is followed from the first handshake record on; added later,
-     * it cannot know where records start, and a truncation is judged from the SslHandler's buffer alone.
+     * records into their own buffers, so the framing is followed from the first handshake record on (as it is when
+     * that buffer cannot be read: on the module path, Netty 4.2's codec module is not open). Added later, the
+     * framing cannot be known, and nor can the answer.
      */
     private TransportObserver newObserver(ChannelHandlerContext ctx, SslHandler ssl) {
-        if (buffersPartialRecords(ssl.engine())) {
-            boolean aligned = !ssl.handshakeFuture().isDone() && SslHandlerAccess.undecodedBytes(ssl) == 0;
+        if (buffersPartialRecords(ssl.engine()) || !SslHandlerAccess.isAvailable()) {
+            // Aligned if nothing of the stream can have been missed. When the buffer cannot be read (-1), a handler
+            // added before the handshake completed is taken to be added in initChannel, before the first read.
+            boolean aligned = !ssl.handshakeFuture().isDone() && SslHandlerAccess.undecodedBytes(ssl) <= 0;
             return new TransportObserver.RecordFraming(this, aligned);
         }
         if (Boolean.TRUE.equals(ctx.channel().config().getOption(ChannelOption.ALLOW_HALF_CLOSURE))) {

@@ -32,6 +32,11 @@ final class SslHandlerAccess {
         }
     }
 
+    /** Whether {@link #undecodedBytes} can read the count at all. */
+    static boolean isAvailable() {
+        return ACTUAL_READABLE_BYTES != null;
+    }
+
     static int undecodedBytes(SslHandler sslHandler) {
         Method m = ACTUAL_READABLE_BYTES;
         if (m == null) {
