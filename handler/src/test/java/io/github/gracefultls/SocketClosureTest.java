@@ -268,6 +268,30 @@ abstract class SocketClosureTest {
         assertThat(client.rec.exceptions()).isEmpty();
     }
 
+    /** Without ALLOW_HALF_CLOSURE the FIN closes the channel: the cut record is still counted. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
+    void peerFinInsideRecordWithoutHalfClosureIsTruncatedInsideRecord(SslProvider provider, String protocol)
+            throws Exception {
+        int cutAt = 12;
+        NettyPeer peer = startNettyPeer(provider, protocol, null);
+        Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler(), false);
+        Channel peerChannel = peer.awaitHandshake();
+        exchange(peerChannel, client);
+
+        onEventLoop(peerChannel, () -> peer.gate.truncateNextWriteTo = cutAt);
+        writeString(peerChannel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // first 12 bytes of it, then FIN
+
+        client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
+        TlsCloseEvent event = client.rec.awaitEvent(TlsCloseEvent.class, AWAIT);
+        assertEvent(event, TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER, null);
+        TlsTruncationException cause = truncation(event);
+        assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(cutAt);
+        assertThat(cause).hasMessageContaining("inactive");
+        assertOneEventBeforeInactive(client);
+        assertThat(client.rec.exceptions()).isEmpty();
+    }
+
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
     void peerFinDuringOurCloseWaitIsTruncated(SslProvider provider, String protocol) throws Exception {
@@ -501,11 +525,16 @@ abstract class SocketClosureTest {
     /** Connects our side, and waits for its handshake. */
     private Client connect(SslProvider provider, String protocol, SocketAddress address,
                            GracefulTlsCloseHandler handler) throws Exception {
+        return connect(provider, protocol, address, handler, true);
+    }
+
+    private Client connect(SslProvider provider, String protocol, SocketAddress address,
+                           GracefulTlsCloseHandler handler, boolean halfClosure) throws Exception {
         RecordingHandler rec = new RecordingHandler();
         ChannelFuture connect = new Bootstrap()
                 .group(group)
                 .channel(transport().channelClass())
-                .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .option(ChannelOption.ALLOW_HALF_CLOSURE, halfClosure)
                 .handler(new ChannelInitializer<>() {
                     @Override
                     protected void initChannel(Channel ch) {
