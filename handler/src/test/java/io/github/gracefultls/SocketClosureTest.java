@@ -26,6 +26,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import javax.net.ssl.SSLContext;
@@ -45,12 +46,15 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.function.Supplier;
+import java.util.stream.Stream;
 
 import static io.github.gracefultls.testing.TlsSockets.payload;
 import static java.util.concurrent.TimeUnit.SECONDS;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Named.named;
 
 /**
  * Closures over real loopback TCP connections, for what {@code EmbeddedChannel} cannot show: TCP half-close (FIN),
@@ -205,52 +209,41 @@ abstract class SocketClosureTest {
         assertThat(client.rec.exceptions()).isEmpty();
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void peerFinWithoutCloseNotifyIsTruncated(SslProvider provider, String protocol) throws Exception {
-        Peer peer = startNettyPeer(provider, protocol, null);
-        Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler());
-        Channel peerChannel = peer.awaitHandshake();
-        exchange(peerChannel, client);
-
-        ((DuplexChannel) peerChannel).shutdownOutput().get(AWAIT_SECONDS, SECONDS); // FIN, no close_notify
-
-        client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
-        TlsCloseEvent event = client.rec.awaitEvent(TlsCloseEvent.class, AWAIT);
-        assertEvent(event, TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER, null);
-        assertThat(event.elapsed()).isEqualTo(Duration.ZERO);
-        TlsTruncationException cause = truncation(event);
-        assertThat(cause.isInsideRecord()).isFalse();
-        assertThat(cause.undecodedBytes()).isZero();
-        assertOneEventBeforeInactive(client);
-        assertThat(client.rec.exceptions()).isEmpty();
-        // We still said goodbye: the peer got our close_notify.
-        peer.rec.awaitCondition(r -> indexOf(r.timeline(), SocketClosureTest::isSuccessfulSslClose) >= 0, AWAIT,
-                "the peer's SslCloseCompletionEvent.SUCCESS");
+    /** Where the peer's FIN, without close_notify, ends its stream: the bytes of a cut record that reach us. */
+    static Stream<Arguments> fins() {
+        // Inside a record: more than a record header, less than the record.
+        return Tls.casesWithProvidersAndProtocols(named("at a record boundary", 0), named("inside a record", 10));
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void peerFinInsideRecordIsTruncatedInsideRecord(SslProvider provider, String protocol) throws Exception {
-        int cutAt = 10; // more than a record header, less than the record
+    @ParameterizedTest(name = "FIN {0}, {1} {2}")
+    @MethodSource("fins")
+    void peerFinWithoutCloseNotifyIsTruncated(int cutAt, SslProvider provider, String protocol) throws Exception {
         Peer peer = startNettyPeer(provider, protocol, null);
         Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler());
         Channel peerChannel = peer.awaitHandshake();
         exchange(peerChannel, client);
         int receivedBefore = client.rec.receivedBytes().length;
 
-        onEventLoop(peerChannel, () -> peer.wire.truncateNextWriteTo = cutAt);
-        writeString(peerChannel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // first 10 bytes of it, then FIN
+        if (cutAt == 0) {
+            ((DuplexChannel) peerChannel).shutdownOutput().get(AWAIT_SECONDS, SECONDS); // FIN, no close_notify
+        } else {
+            onEventLoop(peerChannel, () -> peer.wire.truncateNextWriteTo = cutAt);
+            writeString(peerChannel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // the first bytes, then FIN
+        }
 
         client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
         TlsCloseEvent event = client.rec.awaitEvent(TlsCloseEvent.class, AWAIT);
         assertEvent(event, TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER, null);
+        assertThat(event.elapsed()).isEqualTo(Duration.ZERO);
         TlsTruncationException cause = truncation(event);
-        assertThat(cause.isInsideRecord()).as("%s", cause).isTrue();
+        assertThat(cause.isInsideRecord()).as("%s", cause).isEqualTo(cutAt > 0);
         assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(cutAt);
         assertThat(client.rec.receivedBytes()).hasSize(receivedBefore);
         assertOneEventBeforeInactive(client);
         assertThat(client.rec.exceptions()).isEmpty();
+        // We still said goodbye: the peer got our close_notify.
+        peer.rec.awaitCondition(r -> indexOf(r.timeline(), SocketClosureTest::isSuccessfulSslClose) >= 0, AWAIT,
+                "the peer's SslCloseCompletionEvent.SUCCESS");
     }
 
     @ParameterizedTest(name = "{0} {1}")
@@ -392,47 +385,40 @@ abstract class SocketClosureTest {
         assertThat(client.rec.exceptions()).isEmpty();
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void silentPeerTimesOut(SslProvider provider, String protocol) throws Exception {
+    /** A closure that waits for the peer: our handler, with the timeout that bounds the wait; how it begins. */
+    private record Wait(Function<Duration, GracefulTlsCloseHandler> handler, Function<Client, Future<?>> begin,
+                        TlsCloseMode mode) {
+    }
+
+    static Stream<Arguments> waits() {
+        return Tls.casesWithProvidersAndProtocols(
+                named("close(), closeNotifyReadTimeout", new Wait(
+                        t -> GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(t).build(),
+                        c -> c.channel.close(), TlsCloseMode.SHUT_RDWR)),
+                named("shutdownOutput(), halfCloseTimeout", new Wait(
+                        t -> GracefulTlsCloseHandler.builder().halfCloseTimeout(t).build(),
+                        c -> GracefulTlsCloseHandler.shutdownOutput(c.channel), TlsCloseMode.SHUT_WR)));
+    }
+
+    @ParameterizedTest(name = "{0}, {1} {2}")
+    @MethodSource("waits")
+    void silentPeerTimesOut(Wait how, SslProvider provider, String protocol) throws Exception {
         JdkPeer peer = startJdkPeer(protocol, (plain, ssl, release) -> {
             sendPing(ssl);
             awaitRelease(release);
         });
-        Client client = connect(provider, protocol, peer.address(),
-                GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(SHORT_TIMEOUT).build());
+        Client client = connect(provider, protocol, peer.address(), how.handler().apply(SHORT_TIMEOUT));
         client.rec.awaitBytes(PING.length(), AWAIT);
 
         long start = System.nanoTime();
-        client.channel.close().get(AWAIT_SECONDS, SECONDS);
+        how.begin().apply(client).get(AWAIT_SECONDS, SECONDS); // close()'s promise, shutdownOutput()'s future
         Duration wallClock = Duration.ofNanos(System.nanoTime() - start);
 
         TlsCloseEvent event = client.handler.closeFuture().get(AWAIT_SECONDS, SECONDS);
-        assertEvent(event, TlsCloseStatus.TIMED_OUT, TlsCloseInitiator.LOCAL, TlsCloseMode.SHUT_RDWR);
+        assertEvent(event, TlsCloseStatus.TIMED_OUT, TlsCloseInitiator.LOCAL, how.mode());
         assertThat(event.cause()).isInstanceOf(TimeoutException.class);
         assertThat(event.elapsed()).isGreaterThanOrEqualTo(SHORT_TIMEOUT).isLessThan(SHORT_TIMEOUT.plus(SLACK));
         assertThat(wallClock).isGreaterThanOrEqualTo(SHORT_TIMEOUT);
-        assertThat(client.channel.isOpen()).isFalse();
-        assertOneEventBeforeInactive(client);
-        assertThat(client.rec.exceptions()).isEmpty();
-    }
-
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void shutdownOutputTimesOutAgainstSilentPeer(SslProvider provider, String protocol) throws Exception {
-        JdkPeer peer = startJdkPeer(protocol, (plain, ssl, release) -> {
-            sendPing(ssl);
-            awaitRelease(release);
-        });
-        Client client = connect(provider, protocol, peer.address(),
-                GracefulTlsCloseHandler.builder().halfCloseTimeout(SHORT_TIMEOUT).build());
-        client.rec.awaitBytes(PING.length(), AWAIT);
-
-        TlsCloseEvent event = GracefulTlsCloseHandler.shutdownOutput(client.channel).get(AWAIT_SECONDS, SECONDS);
-
-        assertEvent(event, TlsCloseStatus.TIMED_OUT, TlsCloseInitiator.LOCAL, TlsCloseMode.SHUT_WR);
-        assertThat(event.cause()).isInstanceOf(TimeoutException.class);
-        assertThat(event.elapsed()).isGreaterThanOrEqualTo(SHORT_TIMEOUT).isLessThan(SHORT_TIMEOUT.plus(SLACK));
         client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
         assertOneEventBeforeInactive(client);
         assertThat(client.rec.exceptions()).isEmpty();
@@ -481,7 +467,7 @@ abstract class SocketClosureTest {
     // Netty peer
     // ------------------------------------------------------------------------------------------------------------
 
-    /** A Netty server accepting one connection: {@link Wire}, SslHandler, optionally a GracefulTlsCloseHandler, recorder. */
+    /** A Netty server for one connection: {@link Wire}, SslHandler, optionally a GracefulTlsCloseHandler, recorder. */
     private Peer startNettyPeer(SslProvider provider, String protocol, GracefulTlsCloseHandler peerHandler)
             throws Exception {
         return sockets.listen(Tls.serverContext(provider, protocol), peerHandler, new RecordingHandler(), null);
