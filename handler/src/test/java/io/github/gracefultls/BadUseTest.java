@@ -27,6 +27,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.charset.StandardCharsets;
@@ -37,9 +38,11 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Named.named;
 
 /**
  * Misuse and awkward use of {@link GracefulTlsCloseHandler}: wrong pipelines, calls at the wrong time, repeated and
@@ -68,31 +71,25 @@ class BadUseTest {
     // Wrong pipelines
     // ------------------------------------------------------------------------------------------------------------
 
-    @Test
-    void addedWithoutSslHandlerFailsAndLeavesThePipeline() {
-        EmbeddedChannel ch = new EmbeddedChannel();
-        try {
-            GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
-            ch.pipeline().addLast("tls-close", handler);
-
-            assertThatThrownBy(ch::checkException)
-                    .isInstanceOf(ChannelPipelineException.class)
-                    .cause()
-                    .isInstanceOf(IllegalStateException.class)
-                    .hasMessageContaining("SslHandler");
-            assertThat(ch.pipeline().get(GracefulTlsCloseHandler.class)).isNull();
-            assertThat(ch.pipeline().context(handler)).isNull();
-        } finally {
-            ch.finishAndReleaseAll();
-        }
+    /** Pipelines where no SslHandler comes before ours: none at all, or one after it. */
+    static Stream<Arguments> pipelinesWithoutAnSslHandlerBeforeOurs() {
+        return Stream.concat(Stream.of(Arguments.of("without an SslHandler", null, null)),
+                Tls.providersAndProtocols().map(a -> Arguments.of("before the " + a.get()[0] + " " + a.get()[1]
+                        + " SslHandler", a.get()[0], a.get()[1])));
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource(COMBOS)
-    void addedBeforeTheSslHandlerFailsAndLeavesThePipeline(SslProvider provider, String protocol) {
+    @ParameterizedTest(name = "added {0}")
+    @MethodSource("pipelinesWithoutAnSslHandlerBeforeOurs")
+    void addedWithoutAnSslHandlerBeforeItFailsAndLeavesThePipeline(String where, SslProvider provider,
+                                                                   String protocol) {
         EmbeddedChannel ch = new EmbeddedChannel();
         try {
-            ch.pipeline().addLast("ssl", Tls.clientContext(provider, protocol).newHandler(ch.alloc()));
+            List<String> before = new ArrayList<>();
+            if (provider != null) {
+                ch.pipeline().addLast("ssl", Tls.clientContext(provider, protocol).newHandler(ch.alloc()));
+                before.add("ssl");
+            }
+            before.add("DefaultChannelPipeline$TailContext#0");
             GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
             ch.pipeline().addFirst("tls-close", handler);
 
@@ -101,10 +98,10 @@ class BadUseTest {
                     .cause()
                     .isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("SslHandler");
+            assertThat(ch.pipeline().get(GracefulTlsCloseHandler.class)).isNull();
             assertThat(ch.pipeline().context(handler)).isNull();
-            assertThat(ch.pipeline().names()).doesNotContain("tls-close");
             // Nothing of ours was left behind either.
-            assertThat(ch.pipeline().names()).containsExactly("ssl", "DefaultChannelPipeline$TailContext#0");
+            assertThat(ch.pipeline().names()).containsExactlyElementsOf(before);
         } finally {
             ch.finishAndReleaseAll();
         }
@@ -473,31 +470,15 @@ class BadUseTest {
     // Handlers removed under our feet
     // ------------------------------------------------------------------------------------------------------------
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource(COMBOS)
-    void sslHandlerRemovedMidCloseIsFailed(SslProvider provider, String protocol) {
-        try (TlsPair pair = pairWithHandlers(provider, protocol)) {
-            pair.handshake();
-            EmbeddedChannel client = pair.client();
-            GracefulTlsCloseHandler handler = handler(client);
-            ChannelFuture closed = client.close();
-            assertThat(closed.isDone()).isFalse();
-
-            client.pipeline().remove(SslHandler.class);
-            client.runPendingTasks();
-
-            TlsCloseEvent event = single(pair.clientRecorder());
-            assertThat(event.status()).isEqualTo(TlsCloseStatus.FAILED);
-            assertThat(event.cause()).isNotNull();
-            assertThat(closed.isSuccess()).isTrue();
-            assertThat(client.isOpen()).isFalse();
-            assertThat(handler.closeFuture().getNow()).isSameAs(event);
-        }
+    static Stream<Arguments> handlersRemovedMidClose() {
+        return Tls.casesWithProvidersAndProtocols(named("SslHandler", SslHandler.class),
+                named("GracefulTlsCloseHandler", GracefulTlsCloseHandler.class));
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource(COMBOS)
-    void ourHandlerRemovedMidCloseIsFailed(SslProvider provider, String protocol) {
+    @ParameterizedTest(name = "{0} removed, {1} {2}")
+    @MethodSource("handlersRemovedMidClose")
+    void handlerRemovedMidCloseIsFailed(Class<? extends ChannelHandler> removed, SslProvider provider,
+                                        String protocol) {
         try (TlsPair pair = pairWithHandlers(provider, protocol)) {
             pair.handshake();
             EmbeddedChannel client = pair.client();
@@ -505,7 +486,7 @@ class BadUseTest {
             ChannelFuture closed = client.close();
             assertThat(closed.isDone()).isFalse();
 
-            client.pipeline().remove(handler);
+            client.pipeline().remove(removed);
             client.runPendingTasks();
 
             TlsCloseEvent event = single(pair.clientRecorder());
@@ -596,38 +577,37 @@ class BadUseTest {
         }
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource(COMBOS)
-    void timersAreCancelledAfterACleanClose(SslProvider provider, String protocol) {
-        try (TlsPair pair = pairWithHandlers(provider, protocol)) {
-            pair.handshake();
-            pair.freezeTime();
-
-            // pipeline().close(): EmbeddedChannel.close() itself cancels every timer scheduled after it.
-            pair.client().pipeline().close();
-            assertThat(pair.client().runScheduledPendingTasks()).as("read timer while closing").isPositive();
-            pair.pump();
-
-            assertThat(single(pair.clientRecorder()).isClean()).isTrue();
-            assertThat(pair.client().runScheduledPendingTasks()).as("client timers after").isEqualTo(-1);
-            assertThat(pair.server().runScheduledPendingTasks()).as("server timers after").isEqualTo(-1);
-        }
+    /** How our side begins a clean closure of a {@link TlsPair}'s client; returns its future. */
+    private interface Closure {
+        Future<TlsCloseEvent> begin(TlsPair pair);
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource(COMBOS)
-    void timersAreCancelledAfterACleanBye(SslProvider provider, String protocol) {
+    static Stream<Arguments> cleanClosures() {
+        return Tls.casesWithProvidersAndProtocols(
+                named("close()", (Closure) pair -> {
+                    // pipeline().close(): EmbeddedChannel.close() itself cancels every timer scheduled after it.
+                    pair.client().pipeline().close();
+                    return handler(pair.client()).closeFuture();
+                }),
+                named("bye(SHUT_RDWR)", (Closure) pair -> handler(pair.client()).bye(TlsCloseMode.SHUT_RDWR)));
+    }
+
+    @ParameterizedTest(name = "{0}, {1} {2}")
+    @MethodSource("cleanClosures")
+    void timersAreCancelledAfterACleanClosure(Closure closure, SslProvider provider, String protocol) {
         try (TlsPair pair = pairWithHandlers(provider, protocol)) {
             pair.handshake();
             pair.freezeTime();
 
-            Future<TlsCloseEvent> bye = handler(pair.client()).bye(TlsCloseMode.SHUT_RDWR);
+            Future<TlsCloseEvent> closed = closure.begin(pair);
             assertThat(pair.client().runScheduledPendingTasks()).as("read timer while closing").isPositive();
             pair.pump();
 
-            assertThat(bye.isSuccess()).isTrue();
-            assertThat(bye.getNow().isClean()).isTrue();
+            assertThat(closed.isSuccess()).isTrue();
+            assertThat(closed.getNow().isClean()).isTrue();
+            assertThat(single(pair.clientRecorder())).isSameAs(closed.getNow());
             assertThat(pair.client().runScheduledPendingTasks()).as("client timers after").isEqualTo(-1);
+            assertThat(pair.server().runScheduledPendingTasks()).as("server timers after").isEqualTo(-1);
         }
     }
 

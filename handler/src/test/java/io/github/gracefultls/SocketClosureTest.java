@@ -4,17 +4,14 @@ import io.github.gracefultls.testing.RecordingHandler;
 import io.github.gracefultls.testing.TestCertificates;
 import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.TlsRecords;
-import io.netty.bootstrap.Bootstrap;
-import io.netty.bootstrap.ServerBootstrap;
-import io.netty.buffer.ByteBuf;
+import io.github.gracefultls.testing.TlsSockets;
+import io.github.gracefultls.testing.TlsSockets.Client;
+import io.github.gracefultls.testing.TlsSockets.Peer;
+import io.github.gracefultls.testing.Wire;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelFuture;
-import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
-import io.netty.channel.ChannelPromise;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
@@ -22,13 +19,14 @@ import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.ssl.SslCloseCompletionEvent;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
-import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Future;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import javax.net.ssl.SSLContext;
@@ -36,27 +34,27 @@ import javax.net.ssl.SSLSocket;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.Arrays;
-import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.Predicate;
+import java.util.function.Supplier;
+import java.util.stream.Stream;
 
+import static io.github.gracefultls.testing.TlsSockets.payload;
 import static java.util.concurrent.TimeUnit.SECONDS;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Named.named;
 
 /**
  * Closures over real loopback TCP connections, for what {@code EmbeddedChannel} cannot show: TCP half-close (FIN),
@@ -64,7 +62,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * like Netty's {@code SocketHalfClosedTest}.
  *
  * <p>"Our side" is a client channel with {@code SslHandler}, {@link GracefulTlsCloseHandler} and a
- * {@link RecordingHandler}. The peer is a Netty server channel whose first handler, a {@link Gate}, acts below its
+ * {@link RecordingHandler}. The peer is a Netty server channel whose first handler, a {@link Wire}, acts below its
  * {@code SslHandler} (FIN, RST, deafness, a cut record), or a JDK {@code SSLSocket} on its own thread. Every channel
  * has {@link ChannelOption#ALLOW_HALF_CLOSURE} on.
  */
@@ -81,24 +79,24 @@ abstract class SocketClosureTest {
     /** A timeout that must not be reached. */
     private static final Duration LONG_TIMEOUT = Duration.ofSeconds(10);
 
-    /** How a subclass creates event loops and socket channels. */
-    protected interface Transport {
-        EventLoopGroup newEventLoopGroup();
-
-        Class<? extends ServerChannel> serverChannelClass();
-
-        Class<? extends Channel> channelClass();
-    }
-
-    protected abstract Transport transport();
-
+    /** How the subclass's transport makes an event loop group, and its channel classes. */
+    private final Supplier<EventLoopGroup> newEventLoopGroup;
+    private final Class<? extends Channel> channelClass;
+    private final Class<? extends ServerChannel> serverChannelClass;
     private EventLoopGroup group;
-    /** Closed after each test, last added first. */
-    private final Deque<AutoCloseable> resources = new ArrayDeque<>();
+    /** Our side and the peers of the current test, closed after it. */
+    private TlsSockets sockets;
+
+    protected SocketClosureTest(Supplier<EventLoopGroup> newEventLoopGroup, Class<? extends Channel> channelClass,
+                                Class<? extends ServerChannel> serverChannelClass) {
+        this.newEventLoopGroup = newEventLoopGroup;
+        this.channelClass = channelClass;
+        this.serverChannelClass = serverChannelClass;
+    }
 
     @BeforeAll
     void startEventLoop() {
-        group = transport().newEventLoopGroup();
+        group = newEventLoopGroup.get();
     }
 
     @AfterAll
@@ -106,23 +104,14 @@ abstract class SocketClosureTest {
         assertThat(group.shutdownGracefully(0, AWAIT_SECONDS, SECONDS).await(2 * AWAIT_SECONDS, SECONDS)).isTrue();
     }
 
+    @BeforeEach
+    void openSockets() {
+        sockets = new TlsSockets(group, channelClass, serverChannelClass, AWAIT);
+    }
+
     @AfterEach
-    void closeResources() throws Exception {
-        Exception failure = null;
-        while (!resources.isEmpty()) {
-            try {
-                resources.pop().close();
-            } catch (Exception e) {
-                if (failure == null) {
-                    failure = e;
-                } else {
-                    failure.addSuppressed(e);
-                }
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
+    void closeSockets() throws Exception {
+        sockets.close();
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -132,7 +121,7 @@ abstract class SocketClosureTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
     void shutdownOutputSendsCloseNotifyBeforeFin(SslProvider provider, String protocol) throws Exception {
-        NettyPeer peer = startNettyPeer(provider, protocol, null);
+        Peer peer = startNettyPeer(provider, protocol, null);
         Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler());
         Channel peerChannel = peer.awaitHandshake();
 
@@ -220,52 +209,41 @@ abstract class SocketClosureTest {
         assertThat(client.rec.exceptions()).isEmpty();
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void peerFinWithoutCloseNotifyIsTruncated(SslProvider provider, String protocol) throws Exception {
-        NettyPeer peer = startNettyPeer(provider, protocol, null);
+    /** Where the peer's FIN, without close_notify, ends its stream: the bytes of a cut record that reach us. */
+    static Stream<Arguments> fins() {
+        // Inside a record: more than a record header, less than the record.
+        return Tls.casesWithProvidersAndProtocols(named("at a record boundary", 0), named("inside a record", 10));
+    }
+
+    @ParameterizedTest(name = "FIN {0}, {1} {2}")
+    @MethodSource("fins")
+    void peerFinWithoutCloseNotifyIsTruncated(int cutAt, SslProvider provider, String protocol) throws Exception {
+        Peer peer = startNettyPeer(provider, protocol, null);
         Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler());
         Channel peerChannel = peer.awaitHandshake();
         exchange(peerChannel, client);
+        int receivedBefore = client.rec.receivedBytes().length;
 
-        ((DuplexChannel) peerChannel).shutdownOutput().get(AWAIT_SECONDS, SECONDS); // FIN, no close_notify
+        if (cutAt == 0) {
+            ((DuplexChannel) peerChannel).shutdownOutput().get(AWAIT_SECONDS, SECONDS); // FIN, no close_notify
+        } else {
+            onEventLoop(peerChannel, () -> peer.wire.truncateNextWriteTo = cutAt);
+            writeString(peerChannel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // the first bytes, then FIN
+        }
 
         client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
         TlsCloseEvent event = client.rec.awaitEvent(TlsCloseEvent.class, AWAIT);
         assertEvent(event, TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER, null);
         assertThat(event.elapsed()).isEqualTo(Duration.ZERO);
         TlsTruncationException cause = truncation(event);
-        assertThat(cause.isInsideRecord()).isFalse();
-        assertThat(cause.undecodedBytes()).isZero();
+        assertThat(cause.isInsideRecord()).as("%s", cause).isEqualTo(cutAt > 0);
+        assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(cutAt);
+        assertThat(client.rec.receivedBytes()).hasSize(receivedBefore);
         assertOneEventBeforeInactive(client);
         assertThat(client.rec.exceptions()).isEmpty();
         // We still said goodbye: the peer got our close_notify.
         peer.rec.awaitCondition(r -> indexOf(r.timeline(), SocketClosureTest::isSuccessfulSslClose) >= 0, AWAIT,
                 "the peer's SslCloseCompletionEvent.SUCCESS");
-    }
-
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void peerFinInsideRecordIsTruncatedInsideRecord(SslProvider provider, String protocol) throws Exception {
-        int cutAt = 10; // more than a record header, less than the record
-        NettyPeer peer = startNettyPeer(provider, protocol, null);
-        Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler());
-        Channel peerChannel = peer.awaitHandshake();
-        exchange(peerChannel, client);
-        int receivedBefore = client.rec.receivedBytes().length;
-
-        onEventLoop(peerChannel, () -> peer.gate.truncateNextWriteTo = cutAt);
-        writeString(peerChannel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // first 10 bytes of it, then FIN
-
-        client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
-        TlsCloseEvent event = client.rec.awaitEvent(TlsCloseEvent.class, AWAIT);
-        assertEvent(event, TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER, null);
-        TlsTruncationException cause = truncation(event);
-        assertThat(cause.isInsideRecord()).as("%s", cause).isTrue();
-        assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(cutAt);
-        assertThat(client.rec.receivedBytes()).hasSize(receivedBefore);
-        assertOneEventBeforeInactive(client);
-        assertThat(client.rec.exceptions()).isEmpty();
     }
 
     /** Without ALLOW_HALF_CLOSURE the FIN closes the channel: the cut record is still counted. */
@@ -274,13 +252,15 @@ abstract class SocketClosureTest {
     void peerFinInsideRecordWithoutHalfClosureIsTruncatedInsideRecord(SslProvider provider, String protocol)
             throws Exception {
         int cutAt = 12;
-        NettyPeer peer = startNettyPeer(provider, protocol, null);
-        Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler(), false);
+        Peer peer = startNettyPeer(provider, protocol, null);
+        Client client = sockets.connect(Tls.clientContext(provider, protocol), peer.address(),
+                new GracefulTlsCloseHandler(), new RecordingHandler(),
+                b -> b.option(ChannelOption.ALLOW_HALF_CLOSURE, false));
         Channel peerChannel = peer.awaitHandshake();
         exchange(peerChannel, client);
 
-        onEventLoop(peerChannel, () -> peer.gate.truncateNextWriteTo = cutAt);
-        writeString(peerChannel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // first 12 bytes of it, then FIN
+        onEventLoop(peerChannel, () -> peer.wire.truncateNextWriteTo = cutAt);
+        writeString(peerChannel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // the first 12 bytes, then FIN
 
         client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
         TlsCloseEvent event = client.rec.awaitEvent(TlsCloseEvent.class, AWAIT);
@@ -295,13 +275,13 @@ abstract class SocketClosureTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
     void peerFinDuringOurCloseWaitIsTruncated(SslProvider provider, String protocol) throws Exception {
-        NettyPeer peer = startNettyPeer(provider, protocol, null);
+        Peer peer = startNettyPeer(provider, protocol, null);
         Client client = connect(provider, protocol, peer.address(),
                 GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(LONG_TIMEOUT).build());
         Channel peerChannel = peer.awaitHandshake();
         exchange(peerChannel, client);
         // The peer never lets its TLS see our close_notify: it answers it with a bare FIN.
-        onEventLoop(peerChannel, () -> peer.gate.deafThen(ctx -> ((DuplexChannel) ctx.channel()).shutdownOutput()));
+        onEventLoop(peerChannel, () -> peer.wire.deafThen(ctx -> ((DuplexChannel) ctx.channel()).shutdownOutput()));
 
         client.channel.close().get(AWAIT_SECONDS, SECONDS);
 
@@ -310,7 +290,7 @@ abstract class SocketClosureTest {
         assertThat(event.elapsed()).isLessThan(SLACK);
         TlsTruncationException cause = truncation(event);
         assertThat(cause.isInsideRecord()).isFalse();
-        assertThat(peer.gate.deafBytes.get()).as("our close_notify reached the peer's socket").isPositive();
+        assertThat(peer.wire.deafBytes.get()).as("our close_notify reached the peer's socket").isPositive();
         assertThat(indexOf(peer.rec.timeline(), SocketClosureTest::isSuccessfulSslClose)).isNegative();
         assertOneEventBeforeInactive(client);
         assertThat(client.rec.exceptions()).isEmpty();
@@ -319,7 +299,7 @@ abstract class SocketClosureTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
     void peerResetWhileIdleIsTruncated(SslProvider provider, String protocol) throws Exception {
-        NettyPeer peer = startNettyPeer(provider, protocol, null);
+        Peer peer = startNettyPeer(provider, protocol, null);
         Client client = connect(provider, protocol, peer.address(), new GracefulTlsCloseHandler());
         Channel peerChannel = peer.awaitHandshake();
         exchange(peerChannel, client);
@@ -327,7 +307,7 @@ abstract class SocketClosureTest {
         // RST: SO_LINGER 0, and a close below the peer's SslHandler, so no close_notify.
         onEventLoop(peerChannel, () -> {
             peerChannel.config().setOption(ChannelOption.SO_LINGER, 0);
-            return peer.gate.ctx.close();
+            return peer.wire.ctx.close();
         }).get(AWAIT_SECONDS, SECONDS);
 
         client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
@@ -369,7 +349,7 @@ abstract class SocketClosureTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
     void closeWaitsForPeerCloseNotifyWithinOneRoundTrip(SslProvider provider, String protocol) throws Exception {
-        NettyPeer peer = startNettyPeer(provider, protocol, new GracefulTlsCloseHandler());
+        Peer peer = startNettyPeer(provider, protocol, new GracefulTlsCloseHandler());
         Client client = connect(provider, protocol, peer.address(),
                 GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(LONG_TIMEOUT).build());
         peer.awaitHandshake();
@@ -431,47 +411,40 @@ abstract class SocketClosureTest {
         assertThat(client.rec.exceptions()).isEmpty();
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void silentPeerTimesOut(SslProvider provider, String protocol) throws Exception {
+    /** A closure that waits for the peer: our handler, with the timeout that bounds the wait; how it begins. */
+    private record Wait(Function<Duration, GracefulTlsCloseHandler> handler, Function<Client, Future<?>> begin,
+                        TlsCloseMode mode) {
+    }
+
+    static Stream<Arguments> waits() {
+        return Tls.casesWithProvidersAndProtocols(
+                named("close(), closeNotifyReadTimeout", new Wait(
+                        t -> GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(t).build(),
+                        c -> c.channel.close(), TlsCloseMode.SHUT_RDWR)),
+                named("shutdownOutput(), halfCloseTimeout", new Wait(
+                        t -> GracefulTlsCloseHandler.builder().halfCloseTimeout(t).build(),
+                        c -> GracefulTlsCloseHandler.shutdownOutput(c.channel), TlsCloseMode.SHUT_WR)));
+    }
+
+    @ParameterizedTest(name = "{0}, {1} {2}")
+    @MethodSource("waits")
+    void silentPeerTimesOut(Wait how, SslProvider provider, String protocol) throws Exception {
         JdkPeer peer = startJdkPeer(protocol, (plain, ssl, release) -> {
             sendPing(ssl);
             awaitRelease(release);
         });
-        Client client = connect(provider, protocol, peer.address(),
-                GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(SHORT_TIMEOUT).build());
+        Client client = connect(provider, protocol, peer.address(), how.handler().apply(SHORT_TIMEOUT));
         client.rec.awaitBytes(PING.length(), AWAIT);
 
         long start = System.nanoTime();
-        client.channel.close().get(AWAIT_SECONDS, SECONDS);
+        how.begin().apply(client).get(AWAIT_SECONDS, SECONDS); // close()'s promise, shutdownOutput()'s future
         Duration wallClock = Duration.ofNanos(System.nanoTime() - start);
 
         TlsCloseEvent event = client.handler.closeFuture().get(AWAIT_SECONDS, SECONDS);
-        assertEvent(event, TlsCloseStatus.TIMED_OUT, TlsCloseInitiator.LOCAL, TlsCloseMode.SHUT_RDWR);
+        assertEvent(event, TlsCloseStatus.TIMED_OUT, TlsCloseInitiator.LOCAL, how.mode());
         assertThat(event.cause()).isInstanceOf(TimeoutException.class);
         assertThat(event.elapsed()).isGreaterThanOrEqualTo(SHORT_TIMEOUT).isLessThan(SHORT_TIMEOUT.plus(SLACK));
         assertThat(wallClock).isGreaterThanOrEqualTo(SHORT_TIMEOUT);
-        assertThat(client.channel.isOpen()).isFalse();
-        assertOneEventBeforeInactive(client);
-        assertThat(client.rec.exceptions()).isEmpty();
-    }
-
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
-    void shutdownOutputTimesOutAgainstSilentPeer(SslProvider provider, String protocol) throws Exception {
-        JdkPeer peer = startJdkPeer(protocol, (plain, ssl, release) -> {
-            sendPing(ssl);
-            awaitRelease(release);
-        });
-        Client client = connect(provider, protocol, peer.address(),
-                GracefulTlsCloseHandler.builder().halfCloseTimeout(SHORT_TIMEOUT).build());
-        client.rec.awaitBytes(PING.length(), AWAIT);
-
-        TlsCloseEvent event = GracefulTlsCloseHandler.shutdownOutput(client.channel).get(AWAIT_SECONDS, SECONDS);
-
-        assertEvent(event, TlsCloseStatus.TIMED_OUT, TlsCloseInitiator.LOCAL, TlsCloseMode.SHUT_WR);
-        assertThat(event.cause()).isInstanceOf(TimeoutException.class);
-        assertThat(event.elapsed()).isGreaterThanOrEqualTo(SHORT_TIMEOUT).isLessThan(SHORT_TIMEOUT.plus(SLACK));
         client.channel.closeFuture().get(AWAIT_SECONDS, SECONDS);
         assertOneEventBeforeInactive(client);
         assertThat(client.rec.exceptions()).isEmpty();
@@ -480,7 +453,7 @@ abstract class SocketClosureTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
     void byeShutRdwrHandsTransportBackForPlaintext(SslProvider provider, String protocol) throws Exception {
-        NettyPeer peer = startNettyPeer(provider, protocol,
+        Peer peer = startNettyPeer(provider, protocol,
                 GracefulTlsCloseHandler.builder().peerClosePolicy(PeerClosePolicy.REUSE_TRANSPORT).build());
         Client client = connect(provider, protocol, peer.address(),
                 GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(LONG_TIMEOUT).build());
@@ -510,173 +483,20 @@ abstract class SocketClosureTest {
     // Our side
     // ------------------------------------------------------------------------------------------------------------
 
-    private static final class Client {
-        final Channel channel;
-        final GracefulTlsCloseHandler handler;
-        final RecordingHandler rec;
-
-        Client(Channel channel, GracefulTlsCloseHandler handler, RecordingHandler rec) {
-            this.channel = channel;
-            this.handler = handler;
-            this.rec = rec;
-        }
-    }
-
     /** Connects our side, and waits for its handshake. */
     private Client connect(SslProvider provider, String protocol, SocketAddress address,
                            GracefulTlsCloseHandler handler) throws Exception {
-        return connect(provider, protocol, address, handler, true);
-    }
-
-    private Client connect(SslProvider provider, String protocol, SocketAddress address,
-                           GracefulTlsCloseHandler handler, boolean halfClosure) throws Exception {
-        RecordingHandler rec = new RecordingHandler();
-        ChannelFuture connect = new Bootstrap()
-                .group(group)
-                .channel(transport().channelClass())
-                .option(ChannelOption.ALLOW_HALF_CLOSURE, halfClosure)
-                .handler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        ch.pipeline().addLast("ssl", Tls.clientContext(provider, protocol).newHandler(ch.alloc()));
-                        ch.pipeline().addLast("tls-close", handler);
-                        ch.pipeline().addLast("rec", rec);
-                    }
-                })
-                .connect(address);
-        Channel channel = connect.channel();
-        resources.push(() -> forceClose(channel));
-        connect.get(AWAIT_SECONDS, SECONDS);
-        channel.pipeline().get(SslHandler.class).handshakeFuture().get(AWAIT_SECONDS, SECONDS);
-        return new Client(channel, handler, rec);
+        return sockets.connect(Tls.clientContext(provider, protocol), address, handler, new RecordingHandler());
     }
 
     // ------------------------------------------------------------------------------------------------------------
     // Netty peer
     // ------------------------------------------------------------------------------------------------------------
 
-    /** A Netty server accepting one connection: gate, SslHandler, optionally a GracefulTlsCloseHandler, recorder. */
-    private final class NettyPeer {
-        final Channel server;
-        final CompletableFuture<Channel> accepted;
-        final Gate gate;
-        final RecordingHandler rec;
-
-        NettyPeer(Channel server, CompletableFuture<Channel> accepted, Gate gate, RecordingHandler rec) {
-            this.server = server;
-            this.accepted = accepted;
-            this.gate = gate;
-            this.rec = rec;
-        }
-
-        SocketAddress address() {
-            return server.localAddress();
-        }
-
-        Channel awaitHandshake() throws Exception {
-            Channel ch = accepted.get(AWAIT_SECONDS, SECONDS);
-            ch.pipeline().get(SslHandler.class).handshakeFuture().get(AWAIT_SECONDS, SECONDS);
-            return ch;
-        }
-    }
-
-    private NettyPeer startNettyPeer(SslProvider provider, String protocol, GracefulTlsCloseHandler peerHandler)
+    /** A Netty server for one connection: {@link Wire}, SslHandler, optionally a GracefulTlsCloseHandler, recorder. */
+    private Peer startNettyPeer(SslProvider provider, String protocol, GracefulTlsCloseHandler peerHandler)
             throws Exception {
-        Gate gate = new Gate();
-        RecordingHandler rec = new RecordingHandler();
-        CompletableFuture<Channel> accepted = new CompletableFuture<>();
-        ChannelFuture bind = new ServerBootstrap()
-                .group(group)
-                .channel(transport().serverChannelClass())
-                .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
-                .childHandler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        if (accepted.isDone()) {
-                            ch.close();
-                            return;
-                        }
-                        resources.push(() -> forceClose(ch));
-                        ch.pipeline().addLast("gate", gate);
-                        ch.pipeline().addLast("ssl", Tls.serverContext(provider, protocol).newHandler(ch.alloc()));
-                        if (peerHandler != null) {
-                            ch.pipeline().addLast("tls-close", peerHandler);
-                        }
-                        ch.pipeline().addLast("rec", rec);
-                        accepted.complete(ch);
-                    }
-                })
-                .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
-        Channel server = bind.channel();
-        resources.push(() -> server.close().await(AWAIT_SECONDS, SECONDS));
-        bind.get(AWAIT_SECONDS, SECONDS);
-        return new NettyPeer(server, accepted, gate, rec);
-    }
-
-    /**
-     * The peer's first handler, next to the transport, where its TLS does not see what happens: it can go deaf
-     * (release inbound bytes unread, then act), and cut its next outbound buffer short and send a FIN after it.
-     * Its {@link #ctx} closes below the {@code SslHandler}, without {@code close_notify}. Used on the event loop.
-     */
-    private static final class Gate extends ChannelDuplexHandler {
-        volatile ChannelHandlerContext ctx;
-        final AtomicLong deafBytes = new AtomicLong();
-        private boolean deaf;
-        private Consumer<ChannelHandlerContext> onFirstDeafRead;
-        /** Forward only this many bytes of the next non-trivial outbound buffer, then FIN; -1: off. */
-        int truncateNextWriteTo = -1;
-
-        /** From now on, releases inbound bytes unread; runs {@code action} at the first of them. */
-        Gate deafThen(Consumer<ChannelHandlerContext> action) {
-            deaf = true;
-            onFirstDeafRead = action;
-            return this;
-        }
-
-        @Override
-        public void handlerAdded(ChannelHandlerContext ctx) {
-            this.ctx = ctx;
-        }
-
-        @Override
-        public void channelRead(ChannelHandlerContext ctx, Object msg) {
-            if (!deaf) {
-                ctx.fireChannelRead(msg);
-                return;
-            }
-            if (msg instanceof ByteBuf) {
-                deafBytes.addAndGet(((ByteBuf) msg).readableBytes());
-            }
-            ReferenceCountUtil.release(msg);
-            Consumer<ChannelHandlerContext> action = onFirstDeafRead;
-            onFirstDeafRead = null;
-            if (action != null) {
-                action.accept(ctx);
-            }
-        }
-
-        @Override
-        public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
-            int cut = truncateNextWriteTo;
-            if (cut < 0 || !(msg instanceof ByteBuf) || ((ByteBuf) msg).readableBytes() <= cut) {
-                ctx.write(msg, promise);
-                return;
-            }
-            truncateNextWriteTo = -1;
-            ByteBuf buf = (ByteBuf) msg;
-            ByteBuf part = buf.retainedSlice(buf.readerIndex(), cut);
-            buf.release();
-            ChannelPromise written = ctx.newPromise();
-            written.addListener(f -> {
-                ((DuplexChannel) ctx.channel()).shutdownOutput();
-                if (f.isSuccess()) {
-                    promise.trySuccess();
-                } else {
-                    promise.tryFailure(f.cause());
-                }
-            });
-            ctx.write(part, written);
-        }
+        return sockets.listen(Tls.serverContext(provider, protocol), peerHandler, new RecordingHandler(), null);
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -738,7 +558,7 @@ abstract class SocketClosureTest {
 
     private JdkPeer startJdkPeer(String protocol, PeerScript script) throws Exception {
         JdkPeer peer = new JdkPeer(protocol, script);
-        resources.push(peer);
+        sockets.closeAfter(peer);
         return peer;
     }
 
@@ -772,14 +592,6 @@ abstract class SocketClosureTest {
         return ch.writeAndFlush(Unpooled.copiedBuffer(s, StandardCharsets.US_ASCII));
     }
 
-    private static byte[] payload(int length) {
-        byte[] bytes = new byte[length];
-        for (int i = 0; i < length; i++) {
-            bytes[i] = (byte) (i % 251);
-        }
-        return bytes;
-    }
-
     private static byte[] concat(byte[] a, byte[] b) {
         byte[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
@@ -787,18 +599,7 @@ abstract class SocketClosureTest {
     }
 
     private static <T> T onEventLoop(Channel ch, Callable<T> task) throws Exception {
-        return ch.eventLoop().submit(task).get(AWAIT_SECONDS, SECONDS);
-    }
-
-    /** Closes at the head of the pipeline, past every handler: no close_notify, no wait. For clean-up. */
-    private static void forceClose(Channel ch) throws InterruptedException {
-        ChannelHandlerContext first = ch.pipeline().firstContext();
-        if (first != null) {
-            first.close();
-        } else {
-            ch.close();
-        }
-        ch.closeFuture().await(AWAIT_SECONDS, SECONDS);
+        return TlsSockets.onEventLoop(ch, task, AWAIT);
     }
 
     private static boolean isSuccessfulSslClose(Object o) {

@@ -2,6 +2,9 @@ package io.github.gracefultls;
 
 import io.github.gracefultls.testing.RecordingHandler;
 import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.TlsSockets;
+import io.github.gracefultls.testing.TlsSockets.Client;
+import io.github.gracefultls.testing.TlsSockets.Peer;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.Unpooled;
@@ -25,6 +28,7 @@ import io.netty.util.concurrent.Future;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -35,15 +39,14 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.util.Deque;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -76,8 +79,8 @@ class TlsCloseRelayTest {
     }
 
     private EventLoopGroup group;
-    /** Closed after each test, last added first. */
-    private final Deque<AutoCloseable> resources = new ConcurrentLinkedDeque<>();
+    /** The client, the proxy's channels and the upstream of the current test, closed after it. */
+    private TlsSockets sockets;
 
     @BeforeAll
     @SuppressWarnings("deprecation") // NioEventLoopGroup: deprecated in Netty 4.2, the form 4.1 has too
@@ -90,23 +93,14 @@ class TlsCloseRelayTest {
         assertThat(group.shutdownGracefully(0, AWAIT_SECONDS, SECONDS).await(2 * AWAIT_SECONDS, SECONDS)).isTrue();
     }
 
+    @BeforeEach
+    void openSockets() {
+        sockets = new TlsSockets(group, NioSocketChannel.class, NioServerSocketChannel.class, AWAIT);
+    }
+
     @AfterEach
-    void closeResources() throws Exception {
-        Exception failure = null;
-        while (!resources.isEmpty()) {
-            try {
-                resources.pop().close();
-            } catch (Exception e) {
-                if (failure == null) {
-                    failure = e;
-                } else {
-                    failure.addSuppressed(e);
-                }
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
+    void closeSockets() throws Exception {
+        sockets.close();
     }
 
     /** JDK/OPENSSL x TLSv1.2/TLSv1.3, as (SslProvider, protocol). */
@@ -157,7 +151,7 @@ class TlsCloseRelayTest {
             assertThat(outcome.backendEvent()).isNull();
             upstream.rec.awaitEvent(ChannelInputShutdownEvent.class, AWAIT); // the backend's FIN
         }
-        assertEvent(client.awaitEvent(), TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER);
+        assertEvent(client.awaitEvent(AWAIT), TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER);
         client.channel.closeFuture().await(AWAIT_SECONDS, SECONDS);
         assertSameBytes(client.rec.receivedBytes(), response, "response at the client");
         assertSameBytes(upstream.rec.receivedBytes(), request, "request at the upstream");
@@ -263,7 +257,7 @@ class TlsCloseRelayTest {
 
         reset(up);
 
-        TlsCloseEvent clientEvent = client.awaitEvent();
+        TlsCloseEvent clientEvent = client.awaitEvent(AWAIT);
         TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
         assertThat(clientEvent.status()).as("the client's view of an upstream reset: %s; relay %s", clientEvent,
                 outcome).isEqualTo(TlsCloseStatus.TRUNCATED);
@@ -289,7 +283,7 @@ class TlsCloseRelayTest {
 
         closeBelowTls(up); // FIN without close_notify: a truncation attack, as the backend sees it
 
-        TlsCloseEvent clientEvent = client.awaitEvent();
+        TlsCloseEvent clientEvent = client.awaitEvent(AWAIT);
         TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
         assertThat(clientEvent.status()).as("client %s; relay %s", clientEvent, outcome)
                 .isEqualTo(TlsCloseStatus.TRUNCATED);
@@ -346,7 +340,7 @@ class TlsCloseRelayTest {
         upstream.rec.awaitBytes(1024, AWAIT);
         respondAndEnd(Upstream.PLAIN, up, payload(1024, 13)); // done sending, and still listens
 
-        assertEvent(client.awaitEvent(), TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER);
+        assertEvent(client.awaitEvent(AWAIT), TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER);
         TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
         assertThat(outcome.frontendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.TIMED_OUT);
         assertThat(outcome.frontendEvent().status()).isEqualTo(TlsCloseStatus.TIMED_OUT);
@@ -374,7 +368,7 @@ class TlsCloseRelayTest {
         assertThat(outcome.frontendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
         assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
         assertThat(outcome.frontendEvent().status()).isEqualTo(TlsCloseStatus.FAILED);
-        assertThat(client.awaitEvent().status()).isEqualTo(TlsCloseStatus.TRUNCATED);
+        assertThat(client.awaitEvent(AWAIT).status()).isEqualTo(TlsCloseStatus.TRUNCATED);
         assertResetSeen(upstream.rec, "the upstream");
         assertBothClosed(proxy);
     }
@@ -439,14 +433,14 @@ class TlsCloseRelayTest {
                 .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
                 .handler(new ChannelInboundHandlerAdapter())
                 .connect(upstream.address()).sync().channel();
-        resources.push(() -> forceClose(active));
+        sockets.closeAfter(() -> closeBelowTls(active));
         List<String> handlers = active.pipeline().names();
         Channel halfClosureOff = newSocket(false);
         Channel inactive = newSocket(true);
         Channel sslOnly = newSocket(true);
         sslOnly.pipeline().addLast(Tls.serverContext(SslProvider.JDK, Tls.TLS_1_3).newHandler(sslOnly.alloc()));
         EmbeddedChannel embedded = new EmbeddedChannel();
-        resources.push(embedded::finishAndReleaseAll);
+        sockets.closeAfter(embedded::finishAndReleaseAll);
 
         assertThatThrownBy(() -> TlsCloseRelay.link(null, active)).isInstanceOf(NullPointerException.class)
                 .hasMessageContaining("frontend");
@@ -477,47 +471,27 @@ class TlsCloseRelayTest {
     // ------------------------------------------------------------------------------------------------------------
 
     /** An upstream server, plain or TLS, for one connection: records what it receives, and its user events. */
-    private final class UpstreamServer {
-        final Channel server;
-        final CompletableFuture<Channel> accepted = new CompletableFuture<>();
-        final RecordingHandler rec = RecordingHandler.swallowingExceptions();
+    private static final class UpstreamServer {
         final Upstream kind;
         final SslProvider provider;
         final String protocol;
+        final Peer peer;
+        final RecordingHandler rec;
 
-        UpstreamServer(Upstream kind, SslProvider provider, String protocol,
-                       Supplier<GracefulTlsCloseHandler> tlsHandler) throws Exception {
+        UpstreamServer(Upstream kind, SslProvider provider, String protocol, Peer peer) {
             this.kind = kind;
             this.provider = provider;
             this.protocol = protocol;
-            ChannelFuture bind = new ServerBootstrap()
-                    .group(group)
-                    .channel(NioServerSocketChannel.class)
-                    .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
-                    .childHandler(new ChannelInitializer<Channel>() {
-                        @Override
-                        protected void initChannel(Channel ch) {
-                            if (kind == Upstream.TLS) {
-                                ch.pipeline().addLast(Tls.serverContext(provider, protocol).newHandler(ch.alloc()));
-                                ch.pipeline().addLast(tlsHandler.get());
-                            }
-                            ch.pipeline().addLast(rec);
-                            resources.push(() -> forceClose(ch));
-                            accepted.complete(ch);
-                        }
-                    })
-                    .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
-            server = bind.channel();
-            resources.push(() -> server.close().await(AWAIT_SECONDS, SECONDS));
-            bind.get(AWAIT_SECONDS, SECONDS);
+            this.peer = peer;
+            this.rec = peer.rec;
         }
 
-        InetSocketAddress address() {
-            return (InetSocketAddress) server.localAddress();
+        SocketAddress address() {
+            return peer.address();
         }
 
         Channel awaitAccepted() throws Exception {
-            return accepted.get(AWAIT_SECONDS, SECONDS);
+            return peer.awaitAccepted();
         }
 
         TlsCloseEvent awaitEvent() throws Exception {
@@ -527,7 +501,10 @@ class TlsCloseRelayTest {
 
     private UpstreamServer startUpstream(Upstream kind, SslProvider provider, String protocol,
                                          Supplier<GracefulTlsCloseHandler> tlsHandler) throws Exception {
-        return new UpstreamServer(kind, provider, protocol, tlsHandler);
+        boolean tls = kind == Upstream.TLS;
+        Peer peer = sockets.listen(tls ? Tls.serverContext(provider, protocol) : null, tls ? tlsHandler.get() : null,
+                RecordingHandler.swallowingExceptions(), null);
+        return new UpstreamServer(kind, provider, protocol, peer);
     }
 
     /**
@@ -551,17 +528,13 @@ class TlsCloseRelayTest {
                             ch.pipeline().addLast(Tls.serverContext(provider, protocol).newHandler(ch.alloc()));
                             ch.pipeline().addLast(frontendHandler.get());
                             ch.pipeline().addLast(new Connector(upstream, relay));
-                            resources.push(() -> forceClose(ch));
+                            sockets.closeAfter(() -> closeBelowTls(ch));
                         }
                     })
                     .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
             server = bind.channel();
-            resources.push(() -> server.close().await(AWAIT_SECONDS, SECONDS));
+            sockets.closeAfter(() -> server.close().await(AWAIT_SECONDS, SECONDS));
             bind.get(AWAIT_SECONDS, SECONDS);
-        }
-
-        int port() {
-            return ((InetSocketAddress) server.localAddress()).getPort();
         }
 
         TlsCloseRelay relay() throws Exception {
@@ -609,10 +582,10 @@ class TlsCloseRelayTest {
                             frontend.close();
                             return;
                         }
-                        resources.push(() -> forceClose(f.channel()));
+                        sockets.closeAfter(() -> closeBelowTls(f.channel()));
                         try {
                             TlsCloseRelay r = TlsCloseRelay.link(frontend, f.channel());
-                            resources.push(() -> {
+                            sockets.closeAfter(() -> {
                                 if (!r.closeFuture().isDone()) {
                                     r.abort();
                                 }
@@ -631,43 +604,10 @@ class TlsCloseRelayTest {
         return new Proxy(provider, protocol, upstream, frontendHandler);
     }
 
-    private static final class Client {
-        final Channel channel;
-        final GracefulTlsCloseHandler handler;
-        final RecordingHandler rec;
-
-        Client(Channel channel, GracefulTlsCloseHandler handler, RecordingHandler rec) {
-            this.channel = channel;
-            this.handler = handler;
-            this.rec = rec;
-        }
-
-        TlsCloseEvent awaitEvent() throws Exception {
-            return handler.closeFuture().get(AWAIT_SECONDS, SECONDS);
-        }
-    }
-
     private Client connect(SslProvider provider, String protocol, Proxy proxy, GracefulTlsCloseHandler handler)
             throws Exception {
-        RecordingHandler rec = RecordingHandler.swallowingExceptions();
-        ChannelFuture connect = new Bootstrap()
-                .group(group)
-                .channel(NioSocketChannel.class)
-                .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
-                .handler(new ChannelInitializer<Channel>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        ch.pipeline().addLast(Tls.clientContext(provider, protocol).newHandler(ch.alloc()));
-                        ch.pipeline().addLast(handler);
-                        ch.pipeline().addLast(rec);
-                    }
-                })
-                .connect(InetAddress.getLoopbackAddress(), proxy.port());
-        Channel ch = connect.channel();
-        resources.push(() -> forceClose(ch));
-        connect.get(AWAIT_SECONDS, SECONDS);
-        ch.pipeline().get(SslHandler.class).handshakeFuture().get(AWAIT_SECONDS, SECONDS);
-        return new Client(ch, handler, rec);
+        return sockets.connect(Tls.clientContext(provider, protocol), proxy.server.localAddress(), handler,
+                RecordingHandler.swallowingExceptions());
     }
 
     /** Writes {@code chunk} while the channel is writable, up to {@code limit} bytes; reports where it stalled. */
@@ -715,7 +655,7 @@ class TlsCloseRelayTest {
         NioSocketChannel ch = new NioSocketChannel();
         ch.config().setAllowHalfClosure(allowHalfClosure);
         group.next().register(ch).get(AWAIT_SECONDS, SECONDS);
-        resources.push(() -> ch.close().await(AWAIT_SECONDS, SECONDS));
+        sockets.closeAfter(() -> ch.close().await(AWAIT_SECONDS, SECONDS));
         return ch;
     }
 
@@ -740,23 +680,11 @@ class TlsCloseRelayTest {
 
     /** Closes at the head of the pipeline, past every handler: no close_notify, no wait. */
     private static void closeBelowTls(Channel ch) throws InterruptedException {
-        ChannelHandlerContext first = ch.pipeline().firstContext();
-        if (first != null) {
-            first.close();
-        } else {
-            ch.close();
-        }
-        ch.closeFuture().await(AWAIT_SECONDS, SECONDS);
-    }
-
-    private static void forceClose(Channel ch) throws InterruptedException {
-        if (ch.isOpen()) {
-            closeBelowTls(ch);
-        }
+        TlsSockets.closeBelowTls(ch, AWAIT);
     }
 
     private static <T> T onEventLoop(Channel ch, Callable<T> task) throws Exception {
-        return ch.eventLoop().submit(task).get(AWAIT_SECONDS, SECONDS);
+        return TlsSockets.onEventLoop(ch, task, AWAIT);
     }
 
     /** A plain peer saw a reset: an IOException, before any end of stream (with half-closure a reset also ends it). */

@@ -60,6 +60,14 @@ public final class Tls {
                 .flatMap(p -> PROTOCOLS.stream().map(protocol -> Arguments.of(p.sslProvider(), protocol)));
     }
 
+    /**
+     * Each of {@code cases} with each of {@link #providersAndProtocols()}, as {@code (case, SslProvider, String
+     * protocol)}: a case is typically a {@link org.junit.jupiter.api.Named}, which names it in the test's name.
+     */
+    public static Stream<Arguments> casesWithProvidersAndProtocols(Object... cases) {
+        return Stream.of(cases).flatMap(c -> providersAndProtocols().map(a -> Arguments.of(c, a.get()[0], a.get()[1])));
+    }
+
     /** Cached server context: test server certificate, only {@code protocol} enabled, no client auth. */
     public static SslContext serverContext(SslProvider provider, String protocol) {
         return CACHE.computeIfAbsent(new Key(provider, protocol, true),

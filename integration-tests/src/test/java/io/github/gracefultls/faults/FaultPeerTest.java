@@ -5,11 +5,13 @@ import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
-import io.github.gracefultls.faults.FaultRig.Client;
 import io.github.gracefultls.faults.FaultRig.Op;
-import io.github.gracefultls.faults.FaultRig.Peer;
 import io.github.gracefultls.faults.FaultRig.Transport;
 import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.TlsSockets;
+import io.github.gracefultls.testing.TlsSockets.Client;
+import io.github.gracefultls.testing.TlsSockets.Peer;
+import io.github.gracefultls.testing.Wire;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
@@ -111,7 +113,7 @@ class FaultPeerTest {
         s.peer.wire.deafThen(null);
 
         long start = System.nanoTime();
-        Future<TlsCloseEvent> f = s.client.start(op);
+        Future<TlsCloseEvent> f = op.start(s.client);
         TlsCloseEvent event = assertInvariants(s.client, f, op, false);
         long wall = System.nanoTime() - start;
 
@@ -143,14 +145,14 @@ class FaultPeerTest {
         List<ChannelFuture> writes = new ArrayList<>();
         FaultRig.runOnEventLoop(client.channel, () -> {
             for (int i = 0; i < 128; i++) {
-                writes.add(client.channel.write(Unpooled.wrappedBuffer(FaultRig.payload(64 * 1024))));
+                writes.add(client.channel.write(Unpooled.wrappedBuffer(TlsSockets.payload(64 * 1024))));
             }
             client.channel.flush();
         });
         assertThat(client.channel.isWritable()).isFalse();
 
         long start = System.nanoTime();
-        Future<TlsCloseEvent> f = client.start(op);
+        Future<TlsCloseEvent> f = op.start(client);
         TlsCloseEvent event = assertInvariants(client, f, op, false);
         long wall = System.nanoTime() - start;
 
@@ -183,7 +185,7 @@ class FaultPeerTest {
         try {
             int before = s.client.rec.receivedBytes().length;
             long start = System.nanoTime();
-            Future<TlsCloseEvent> f = s.client.start(op);
+            Future<TlsCloseEvent> f = op.start(s.client);
             TlsCloseEvent event = assertInvariants(s.client, f, op, false);
             long wall = System.nanoTime() - start;
 
@@ -253,7 +255,7 @@ class FaultPeerTest {
             peerSentCloseNotify[0] = peerSsl.engine().isOutboundDone();
             s.peerChannel.eventLoop().execute(s.peer.wire::reset);
         });
-        Future<TlsCloseEvent> f = s.client.start(op);
+        Future<TlsCloseEvent> f = op.start(s.client);
         TlsCloseEvent event = assertInvariants(s.client, f, op, true);
         boolean sent = FaultRig.onEventLoop(s.peerChannel, () -> peerSentCloseNotify[0]);
         if (!sent) {
@@ -292,7 +294,7 @@ class FaultPeerTest {
     @MethodSource("allOps")
     void closeNotifyInTheSameSegmentAsDataIsClean(Transport transport, SslProvider provider, String protocol,
                                                   Op op) throws Exception {
-        byte[] data = FaultRig.payload(1000);
+        byte[] data = TlsSockets.payload(1000);
         Setup[] setup = new Setup[1];
         TlsCloseEvent event = peerActs(transport, provider, protocol, op, (wire, peer) -> {
             wire.cork();
@@ -339,14 +341,14 @@ class FaultPeerTest {
         Thread other = new Thread(() -> {
             try {
                 barrier.await(AWAIT_SECONDS, SECONDS);
-                peerAsClient.start(op);
+                op.start(peerAsClient);
             } catch (Exception e) {
                 throw new IllegalStateException(e);
             }
         });
         other.start();
         barrier.await(AWAIT_SECONDS, SECONDS);
-        Future<TlsCloseEvent> f = s.client.start(op);
+        Future<TlsCloseEvent> f = op.start(s.client);
         other.join(TimeUnit.SECONDS.toMillis(AWAIT_SECONDS));
         TlsCloseEvent ours = assertInvariants(s.client, f, op, true);
         TlsCloseEvent theirs = assertInvariants(peerAsClient, peerHandler.closeFuture(), op, true);
@@ -397,8 +399,8 @@ class FaultPeerTest {
             throws Exception {
         Setup s = setup(transport, provider, protocol, deadlines(), null);
         s.peer.wire.deafThen(ctx -> { });
-        Future<TlsCloseEvent> f = s.client.start(op);
-        s.peer.wire.awaitDeafBytes();
+        Future<TlsCloseEvent> f = op.start(s.client);
+        s.peer.wire.awaitDeafBytes(FaultRig.AWAIT);
         FaultRig.runOnEventLoop(s.client.channel, () -> {
             SslHandler ssl = s.client.channel.pipeline().get(SslHandler.class);
             if (ssl != null) {
@@ -420,8 +422,8 @@ class FaultPeerTest {
                                                          String protocol, Op op) throws Exception {
         Setup s = setup(transport, provider, protocol, deadlines(), null);
         s.peer.wire.deafThen(ctx -> { });
-        Future<TlsCloseEvent> f = s.client.start(op);
-        s.peer.wire.awaitDeafBytes();
+        Future<TlsCloseEvent> f = op.start(s.client);
+        s.peer.wire.awaitDeafBytes(FaultRig.AWAIT);
         assertThat(s.client.channel.deregister().await(AWAIT_SECONDS, SECONDS)).isTrue();
         TlsCloseEvent event = assertInvariants(s.client, f, op, true);
         assertStatus(event, TlsCloseStatus.TIMED_OUT, TlsCloseInitiator.LOCAL);
@@ -450,7 +452,7 @@ class FaultPeerTest {
         Channel peerChannel = peer.awaitHandshake();
         rawAtHandshake[0] = FaultRig.onEventLoop(peerChannel, () -> peer.wire.rawIn().length);
 
-        Future<TlsCloseEvent> f = client.start(Op.CLOSE);
+        Future<TlsCloseEvent> f = Op.CLOSE.start(client);
         TlsCloseEvent event = assertInvariants(client, f, Op.CLOSE, false);
         assertStatus(event, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL);
         peer.rec.awaitCondition(r -> r.isInactive(), Duration.ofSeconds(AWAIT_SECONDS), "peer inactive");
@@ -492,7 +494,7 @@ class FaultPeerTest {
         });
         rawBefore[0] = FaultRig.onEventLoop(peerChannel, () -> peer.wire.rawIn().length);
 
-        Future<TlsCloseEvent> f = client.start(Op.CLOSE);
+        Future<TlsCloseEvent> f = Op.CLOSE.start(client);
         TlsCloseEvent event = assertInvariants(client, f, Op.CLOSE, false);
         assertThat(FaultRig.onEventLoop(peerChannel, () -> status[0])).as("KeyUpdate queued")
                 .isEqualTo("NEED_WRAP");
@@ -536,7 +538,7 @@ class FaultPeerTest {
                 assertThat(writes.get(writes.size() - 1).await(60, SECONDS)).isTrue();
             }
         }
-        Future<TlsCloseEvent> f = client.start(Op.CLOSE);
+        Future<TlsCloseEvent> f = Op.CLOSE.start(client);
         TlsCloseEvent event = assertInvariants(client, f, Op.CLOSE, false, Duration.ofSeconds(60));
         assertStatus(event, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL);
         assertThat(sink.awaitCloseNotify()).as("bytes before the peer saw our close_notify")
@@ -623,7 +625,7 @@ class FaultPeerTest {
     }
 
     interface PeerAction {
-        void act(FaultRig.Wire wire, Peer peer);
+        void act(Wire wire, Peer peer);
     }
 
     TlsCloseEvent peerActs(Transport transport, SslProvider provider, String protocol, Op op, PeerAction action)
@@ -647,7 +649,7 @@ class FaultPeerTest {
             FaultRig.runOnEventLoop(s.peerChannel, () -> action.act(s.peer.wire, s.peer));
         } else {
             s.peer.wire.deafThen(ctx -> action.act(s.peer.wire, s.peer));
-            f = s.client.start(op);
+            f = op.start(s.client);
         }
         TlsCloseEvent event = assertInvariants(s.client, f, op, true);
         assertChannelState(s.client, op, event);

@@ -6,6 +6,7 @@ import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.faults.FaultRig.Transport;
 import io.github.gracefultls.testing.LeakDetectionExtension;
 import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.Wire;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
@@ -345,7 +346,7 @@ class SoakTest {
 
     private ChannelFuture connect(EventLoopGroup group, Transport transport, SslProvider provider, String protocol,
                                   SocketAddress address, Behaviour b, ChannelGroup channels) {
-        FaultRig.Wire wire = new FaultRig.Wire();
+        Wire wire = new Wire();
         return new Bootstrap()
                 .group(group)
                 .channel(transport.channelClass())
@@ -371,10 +372,10 @@ class SoakTest {
     /** After a random dwell, announces its behaviour; then, once acknowledged, acts it out. */
     private final class ClientApp extends ChannelInboundHandlerAdapter {
         private final Behaviour behaviour;
-        private final FaultRig.Wire wire;
+        private final Wire wire;
         private final SslHandler ssl;
 
-        ClientApp(Behaviour behaviour, FaultRig.Wire wire, SslHandler ssl) {
+        ClientApp(Behaviour behaviour, Wire wire, SslHandler ssl) {
             this.behaviour = behaviour;
             this.wire = wire;
             this.ssl = ssl;

@@ -5,6 +5,9 @@ import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
+import io.github.gracefultls.testing.GnutlsKeys;
+import io.github.gracefultls.testing.PeerProcess;
+import io.github.gracefultls.testing.Resources;
 import io.github.gracefultls.testing.TestCertificates;
 import io.netty.channel.Channel;
 import org.junit.jupiter.api.AfterAll;
@@ -18,10 +21,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Comparator;
-import java.util.Deque;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -52,8 +53,8 @@ abstract class InteropTest {
             .toAbsolutePath();
 
     final EventLoops loops = new EventLoops();
-    private final Deque<AutoCloseable> perTestResources = new ArrayDeque<>();
-    private final Deque<AutoCloseable> perClassResources = new ArrayDeque<>();
+    private final Resources perTestResources = new Resources();
+    private final Resources perClassResources = new Resources();
     private final Map<String, PeerProcess> sharedPeers = new HashMap<>();
     Path workDirectory;
     TestCertificates.PemFiles pem;
@@ -69,13 +70,13 @@ abstract class InteropTest {
 
     @AfterEach
     void releasePerTest() throws Exception {
-        closeAll(perTestResources);
+        perTestResources.close();
     }
 
     @AfterAll
     void releasePerClass() throws Exception {
         try {
-            closeAll(perClassResources);
+            perClassResources.close();
         } finally {
             try {
                 loops.close();
@@ -87,8 +88,7 @@ abstract class InteropTest {
 
     /** Released after the current test, last registered first, even when it fails. */
     <T extends AutoCloseable> T perTest(T resource) {
-        perTestResources.push(resource);
-        return resource;
+        return perTestResources.add(resource);
     }
 
     /**
@@ -106,8 +106,7 @@ abstract class InteropTest {
 
     /** Released after the test class, last registered first. */
     <T extends AutoCloseable> T perClass(T resource) {
-        perClassResources.push(resource);
-        return resource;
+        return perClassResources.add(resource);
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -174,24 +173,6 @@ abstract class InteropTest {
 
     static String describe(TlsCloseEvent event) {
         return event.toString();
-    }
-
-    private static void closeAll(Deque<AutoCloseable> resources) throws Exception {
-        Exception failure = null;
-        while (!resources.isEmpty()) {
-            try {
-                resources.pop().close();
-            } catch (Exception e) {
-                if (failure == null) {
-                    failure = e;
-                } else {
-                    failure.addSuppressed(e);
-                }
-            }
-        }
-        if (failure != null) {
-            throw failure;
-        }
     }
 
     private static void deleteRecursively(Path directory) throws IOException {

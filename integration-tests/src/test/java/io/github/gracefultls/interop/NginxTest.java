@@ -6,17 +6,16 @@ import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
+import io.github.gracefultls.testing.FreePorts;
+import io.github.gracefultls.testing.Nginx;
+import io.github.gracefultls.testing.PeerProcess;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -36,19 +35,20 @@ class NginxTest extends InteropTest {
 
     private int tls12Port;
     private int tls13Port;
-    private Path nginxDirectory;
 
     private PeerProcess nginx() {
         return shared("nginx", () -> {
-            String bin = Peers.require(Peers.Program.NGINX).toString();
-            PeerProcess nginx = PeerProcess.startListening("nginx", port -> {
+            Path dir = workDirectory.resolve("nginx");
+            PeerProcess nginx = Nginx.start(dir, "", port -> {
                 tls12Port = port;
-                tls13Port = PeerProcess.freePort();
-                nginxDirectory = workDirectory.resolve("nginx-" + port);
-                writeConfig(nginxDirectory);
-                return List.of(bin, "-p", nginxDirectory.toString(), "-c", nginxDirectory.resolve("nginx.conf")
-                        .toString(), "-e", nginxDirectory.resolve("error.log").toString());
-            }, workDirectory, LISTEN);
+                tls13Port = FreePorts.freePort();
+                return "http {\n"
+                        + "  access_log " + dir.resolve("access.log") + ";\n"
+                        + Nginx.httpTempPaths(dir)
+                        + server(tls12Port, "TLSv1.2")
+                        + server(tls13Port, "TLSv1.3")
+                        + "}\n";
+            }, LISTEN);
             try {
                 nginx.awaitListening(tls13Port, LISTEN);
             } catch (AssertionError e) {
@@ -57,31 +57,6 @@ class NginxTest extends InteropTest {
             }
             return nginx;
         });
-    }
-
-    private void writeConfig(Path dir) {
-        try {
-            Files.createDirectories(dir);
-            String config = "daemon off;\n"
-                    + "master_process off;\n"
-                    + "worker_processes 1;\n"
-                    + "pid " + dir.resolve("nginx.pid") + ";\n"
-                    + "error_log " + dir.resolve("error.log") + " info;\n"
-                    + "events { worker_connections 64; }\n"
-                    + "http {\n"
-                    + "  access_log " + dir.resolve("access.log") + ";\n"
-                    + "  client_body_temp_path " + dir.resolve("client_body") + ";\n"
-                    + "  proxy_temp_path " + dir.resolve("proxy") + ";\n"
-                    + "  fastcgi_temp_path " + dir.resolve("fastcgi") + ";\n"
-                    + "  uwsgi_temp_path " + dir.resolve("uwsgi") + ";\n"
-                    + "  scgi_temp_path " + dir.resolve("scgi") + ";\n"
-                    + server(tls12Port, "TLSv1.2")
-                    + server(tls13Port, "TLSv1.3")
-                    + "}\n";
-            Files.writeString(dir.resolve("nginx.conf"), config);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     private String server(int port, String protocol) {

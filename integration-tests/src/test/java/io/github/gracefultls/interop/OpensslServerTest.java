@@ -5,6 +5,8 @@ import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
+import io.github.gracefultls.testing.PeerProcess;
+import io.github.gracefultls.testing.Peers;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -1,5 +1,6 @@
 package io.github.gracefultls.interop;
 
+import io.github.gracefultls.testing.Peers;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -29,7 +30,7 @@ final class PeerVersions {
     private static String version(Peers.Program program, String argument) {
         Optional<Path> path = Peers.find(program);
         if (path.isEmpty()) {
-            return program.binary + " missing (package " + program.debianPackage + ")";
+            return program.binary() + " missing (package " + program.debianPackage() + ")";
         }
         try {
             Process p = new ProcessBuilder(path.get().toString(), argument).redirectErrorStream(true).start();
@@ -45,10 +46,10 @@ final class PeerVersions {
             String[] words = first.split(" ");
             return words.length > 2 ? words[0] + " " + words[1] : first; // "curl 7.88.1", "OpenSSL 3.0.x"
         } catch (IOException e) {
-            return program.binary + ": " + e.getMessage();
+            return program.binary() + ": " + e.getMessage();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return program.binary + ": interrupted";
+            return program.binary() + ": interrupted";
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.github.gracefultls.interop;
 
+import io.github.gracefultls.testing.Peers;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -20,7 +21,7 @@ class PeersTest {
     @EnumSource(Peers.Program.class)
     void peerIsInstalled(Peers.Program program) {
         Path path = Peers.require(program);
-        InteropReport.observe(path + " (Debian package " + program.debianPackage + ")");
+        InteropReport.observe(path + " (Debian package " + program.debianPackage() + ")");
         assertThat(path).isAbsolute().isExecutable();
     }
 

@@ -7,6 +7,8 @@ import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
+import io.github.gracefultls.testing.PeerProcess;
+import io.github.gracefultls.testing.Peers;
 import io.github.gracefultls.testing.TlsRecords;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
@@ -16,6 +18,7 @@ import io.netty.channel.RecvByteBufAllocator;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.util.concurrent.Future;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.charset.StandardCharsets;
@@ -28,8 +31,10 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Named.named;
 
 /**
  * Python's {@code ssl} module (OpenSSL 3.0 underneath) through {@code src/test/peers/tls_peer.py}: the closures the
@@ -73,6 +78,19 @@ class PythonPeerTest extends InteropTest {
 
     private static String newId() {
         return "c" + IDS.incrementAndGet();
+    }
+
+    /** A Python peer that ends its stream with a FIN, no close_notify: its scenario, the bytes of a cut record. */
+    private record Fin(String scenario, int cutAt) {
+        boolean insideRecord() {
+            return cutAt > 0;
+        }
+    }
+
+    static Stream<Arguments> finsAndCells() {
+        return Stream.of(named("at a record boundary", new Fin("truncate-boundary", 0)),
+                named("inside a record", new Fin("truncate-inside-record", CUT_AT)))
+                .flatMap(fin -> Cell.all().map(cell -> Arguments.of(fin, cell)));
     }
 
     /** Waits for the peer's "id done=1" and returns what it reported for this connection. */
@@ -270,10 +288,10 @@ class PythonPeerTest extends InteropTest {
                 String.valueOf(DATA_AFTER_CLOSE_NOTIFY)).containsEntry("unwrapped", "1");
     }
 
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("io.github.gracefultls.interop.Cell#all")
-    void serverFinAtRecordBoundaryIsTruncated(Cell cell) throws Exception {
-        PeerProcess server = pythonServer("truncate-boundary", 0);
+    @ParameterizedTest(name = "FIN {0}, {1}")
+    @MethodSource("finsAndCells")
+    void serverFinWithoutCloseNotifyIsTruncated(Fin fin, Cell cell) throws Exception {
+        PeerProcess server = pythonServer(fin.scenario(), fin.cutAt());
         String id = newId();
         Endpoint client = connectAndHello(cell, server, id, new GracefulTlsCloseHandler());
 
@@ -282,32 +300,16 @@ class PythonPeerTest extends InteropTest {
         InteropReport.observe(describe(event));
         TlsTruncationException cause = assertTruncated(event, TlsCloseInitiator.PEER);
         assertThat(event.mode()).isNull();
-        assertThat(cause.isInsideRecord()).as("%s", cause).isFalse();
+        assertThat(cause.isInsideRecord()).as("%s", cause).isEqualTo(fin.insideRecord());
+        assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(fin.cutAt());
         client.assertClosedWithOneEvent();
-        assertBytes(client.rec.receivedBytes(), ascii("last words\n"), "the data before the FIN");
+        // At a record boundary the peer's last record was whole: its data reached us.
+        assertBytes(client.rec.receivedBytes(), ascii(fin.insideRecord() ? "" : "last words\n"),
+                "the data before the FIN");
         Map<String, String> peer = report(server, id);
-        InteropReport.observe("peer saw: " + peer.get("peer-end"));
+        InteropReport.observe((peer.containsKey("cut-record") ? "peer cut " + peer.get("cut-record") + ", then saw: "
+                : "peer saw: ") + peer.get("peer-end"));
         assertThat(peer).as("we still said goodbye").containsEntry("peer-end", "close_notify");
-    }
-
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("io.github.gracefultls.interop.Cell#all")
-    void serverFinInsideRecordIsTruncatedInsideRecord(Cell cell) throws Exception {
-        PeerProcess server = pythonServer("truncate-inside-record", CUT_AT);
-        String id = newId();
-        Endpoint client = connectAndHello(cell, server, id, new GracefulTlsCloseHandler());
-
-        TlsCloseEvent event = client.awaitEvent();
-
-        InteropReport.observe(describe(event));
-        TlsTruncationException cause = assertTruncated(event, TlsCloseInitiator.PEER);
-        assertThat(cause.isInsideRecord()).as("%s", cause).isTrue();
-        assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(CUT_AT);
-        client.assertClosedWithOneEvent();
-        assertThat(client.rec.receivedBytes()).isEmpty();
-        Map<String, String> peer = report(server, id);
-        InteropReport.observe("peer cut " + peer.get("cut-record") + ", then saw: " + peer.get("peer-end"));
-        assertThat(peer).containsEntry("peer-end", "close_notify");
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -427,40 +429,22 @@ class PythonPeerTest extends InteropTest {
         ours.channel.close().get(AWAIT.toMillis(), TimeUnit.MILLISECONDS);
     }
 
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("io.github.gracefultls.interop.Cell#all")
-    void clientFinAtRecordBoundaryIsTruncated(Cell cell) throws Exception {
+    @ParameterizedTest(name = "FIN {0}, {1}")
+    @MethodSource("finsAndCells")
+    void clientFinWithoutCloseNotifyIsTruncated(Fin fin, Cell cell) throws Exception {
         OurServer server = serverWith(cell, PeerClosePolicy.CLOSE);
         String id = newId();
-        PeerProcess client = pythonClient("truncate-boundary", cell, server.port(), 0, id);
+        PeerProcess client = pythonClient(fin.scenario(), cell, server.port(), fin.cutAt(), id);
         Endpoint ours = server.awaitAccepted();
 
         TlsCloseEvent event = ours.awaitEvent();
 
         InteropReport.observe(describe(event));
         TlsTruncationException cause = assertTruncated(event, TlsCloseInitiator.PEER);
-        assertThat(cause.isInsideRecord()).as("%s", cause).isFalse();
+        assertThat(cause.isInsideRecord()).as("%s", cause).isEqualTo(fin.insideRecord());
+        assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(fin.cutAt());
         ours.assertClosedWithOneEvent();
         assertBytes(ours.rec.receivedBytes(), ascii("HELLO " + id + "\n"), "the data before the FIN");
-        assertThat(report(client, id)).containsEntry("peer-end", "close_notify");
-    }
-
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("io.github.gracefultls.interop.Cell#all")
-    void clientFinInsideRecordIsTruncatedInsideRecord(Cell cell) throws Exception {
-        OurServer server = serverWith(cell, PeerClosePolicy.CLOSE);
-        String id = newId();
-        PeerProcess client = pythonClient("truncate-inside-record", cell, server.port(), CUT_AT, id);
-        Endpoint ours = server.awaitAccepted();
-
-        TlsCloseEvent event = ours.awaitEvent();
-
-        InteropReport.observe(describe(event));
-        TlsTruncationException cause = assertTruncated(event, TlsCloseInitiator.PEER);
-        assertThat(cause.isInsideRecord()).as("%s", cause).isTrue();
-        assertThat(cause.undecodedBytes()).isEqualTo(CUT_AT);
-        ours.assertClosedWithOneEvent();
-        assertBytes(ours.rec.receivedBytes(), ascii("HELLO " + id + "\n"), "the data before the cut record");
         assertThat(report(client, id)).containsEntry("peer-end", "close_notify");
     }
 }

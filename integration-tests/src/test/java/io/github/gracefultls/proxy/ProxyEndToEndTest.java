@@ -5,13 +5,17 @@ import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseRelay;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.examples.proxy.TlsTerminatingProxy;
+import io.github.gracefultls.testing.Nginx;
+import io.github.gracefultls.testing.PeerProcess;
+import io.github.gracefultls.testing.Peers;
 import io.github.gracefultls.testing.RecordingHandler;
+import io.github.gracefultls.testing.Resources;
 import io.github.gracefultls.testing.TestCertificates;
 import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.TlsSockets;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
@@ -40,13 +44,11 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.Deque;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
-import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -64,6 +66,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 class ProxyEndToEndTest {
 
     private static final Duration AWAIT = Duration.ofSeconds(20);
+    /** Bound for nginx to start listening. */
+    private static final Duration LISTEN = Duration.ofSeconds(10);
+    /** Debian's dynamic stream module (package libnginx-mod-stream); nginx 1.22 has proxy_half_close (1.21.4+). */
+    private static final Path NGINX_STREAM_MODULE = Path.of("/usr/lib/nginx/modules/ngx_stream_module.so");
     private static final int LARGE = 64 * 1024 * 1024;
     private static final int BODY = 256 * 1024;
     private static final byte[] HTTP_REQUEST = "GET / HTTP/1.0\r\nHost: upstream\r\n\r\n"
@@ -72,7 +78,7 @@ class ProxyEndToEndTest {
     private Path work;
     private TestCertificates.PemFiles pem;
     private EventLoopGroup clientGroup;
-    private final Deque<AutoCloseable> perTest = new ConcurrentLinkedDeque<>();
+    private final Resources perTest = new Resources();
     /** The comparison: row (what the far side did), then column (which proxy), then what was seen. */
     private final Map<String, Map<String, String>> comparison = new TreeMap<>();
 
@@ -85,9 +91,7 @@ class ProxyEndToEndTest {
 
     @AfterEach
     void closePerTest() throws Exception {
-        while (!perTest.isEmpty()) {
-            perTest.pop().close();
-        }
+        perTest.close();
     }
 
     @AfterAll
@@ -114,7 +118,7 @@ class ProxyEndToEndTest {
     @MethodSource("cells")
     void curlDownloadsFromNginxThroughTheProxyIntact(SslProvider provider, String protocol) throws Exception {
         Path www = files();
-        Nginx nginx = perTest(Nginx.fileServer(work.resolve("nginx-http-" + provider + protocol), www));
+        PeerProcess nginx = perTest(nginxFileServer(work.resolve("nginx-http-" + provider + protocol), www));
         BlockingQueue<TlsCloseRelay.Outcome> outcomes = new LinkedBlockingQueue<>();
         TlsTerminatingProxy.Running proxy = startProxy(outcomes, provider, protocol, nginx.port(), false);
 
@@ -165,7 +169,8 @@ class ProxyEndToEndTest {
         }));
         BlockingQueue<TlsCloseRelay.Outcome> outcomes = new LinkedBlockingQueue<>();
         TlsTerminatingProxy.Running proxy = startProxy(outcomes, provider, protocol, upstream.port(), false);
-        Proc cli = perTest(Proc.start("gnutls-cli", List.of(Proc.require("gnutls-cli", "gnutls-bin").toString(),
+        PeerProcess cli = perTest(PeerProcess.start("gnutls-cli", List.of(
+                Peers.require(Peers.Program.GNUTLS_CLI).toString(),
                 "--x509cafile", pem.caCertificate().toString(), "--port", String.valueOf(proxy.port()),
                 TestCertificates.HOSTNAME), work));
 
@@ -258,7 +263,7 @@ class ProxyEndToEndTest {
         int port;
         SslProvider clientProvider = via == Via.OURS_OPENSSL ? SslProvider.OPENSSL : SslProvider.JDK;
         if (via == Via.NGINX) {
-            port = perTest(Nginx.streamProxy(work.resolve("nginx-stream-" + ending), pem, upstream.port(),
+            port = perTest(nginxStreamProxy(work.resolve("nginx-stream-" + ending), upstream.port(),
                     ending.tlsUpstream)).port();
         } else {
             port = startProxy(outcomes, clientProvider, null, upstream.port(), ending.tlsUpstream).port();
@@ -321,9 +326,48 @@ class ProxyEndToEndTest {
         return perTest(TlsTerminatingProxy.start(outcomes::add, args.toArray(new String[0])));
     }
 
+    /** nginx serving the files of {@code www} over plain HTTP. */
+    private static PeerProcess nginxFileServer(Path directory, Path www) {
+        return Nginx.start(directory, "", port -> "http {\n"
+                + "  access_log off;\n"
+                + "  default_type application/octet-stream;\n"
+                + Nginx.httpTempPaths(directory)
+                + "  server { listen 127.0.0.1:" + port + "; root " + www + "; }\n"
+                + "}\n", LISTEN);
+    }
+
+    /** nginx as a TLS-terminating stream proxy ({@code proxy_half_close on}) to 127.0.0.1:{@code upstreamPort}. */
+    private PeerProcess nginxStreamProxy(Path directory, int upstreamPort, boolean upstreamTls)
+            throws InterruptedException {
+        String loadModule = "";
+        if (!nginxHasStaticStreamModule()) {
+            Peers.requireFile(NGINX_STREAM_MODULE, "nginx stream module", "libnginx-mod-stream");
+            loadModule = "load_module " + NGINX_STREAM_MODULE + ";\n";
+        }
+        return Nginx.start(directory, loadModule, port -> "stream {\n"
+                + "  server {\n"
+                + "    listen 127.0.0.1:" + port + " ssl;\n"
+                + "    ssl_certificate " + pem.certificate() + ";\n"
+                + "    ssl_certificate_key " + pem.privateKey() + ";\n"
+                + "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+                + "    proxy_pass 127.0.0.1:" + upstreamPort + ";\n"
+                + "    proxy_half_close on;\n"
+                + (upstreamTls ? "    proxy_ssl on;\n    proxy_ssl_verify off;\n" : "")
+                + "  }\n"
+                + "}\n", LISTEN);
+    }
+
+    private boolean nginxHasStaticStreamModule() throws InterruptedException {
+        try (PeerProcess p = PeerProcess.start("nginx-V", List.of(Peers.require(Peers.Program.NGINX).toString(),
+                "-V"), work)) {
+            p.awaitExit(LISTEN);
+            String configure = p.stderr();
+            return configure.contains("--with-stream ") || configure.endsWith("--with-stream\n");
+        }
+    }
+
     private <T extends AutoCloseable> T perTest(T resource) {
-        perTest.push(resource);
-        return resource;
+        return perTest.add(resource);
     }
 
     /** nginx's document root: 1k.bin and 64m.bin, random bytes, written once. */
@@ -360,7 +404,7 @@ class ProxyEndToEndTest {
 
     private Curl curl(int port, String path, String protocol) throws Exception {
         Path output = Files.createTempFile(work, "curl-", ".out");
-        List<String> command = new ArrayList<>(List.of(Proc.require("curl", "curl").toString(), "-sS",
+        List<String> command = new ArrayList<>(List.of(Peers.require(Peers.Program.CURL).toString(), "-sS",
                 "--cacert", pem.caCertificate().toString(), "-o", output.toString()));
         if (Tls.TLS_1_2.equals(protocol)) {
             command.addAll(List.of("--tlsv1.2", "--tls-max", "1.2"));
@@ -368,7 +412,7 @@ class ProxyEndToEndTest {
             command.add("--tlsv1.3");
         }
         command.add("https://127.0.0.1:" + port + path);
-        try (Proc curl = Proc.start("curl", command, work)) {
+        try (PeerProcess curl = PeerProcess.start("curl", command, work)) {
             int exit = curl.awaitExit(AWAIT);
             return new Curl(exit, Files.size(output), curl.stderr().strip(), output);
         }
@@ -401,9 +445,7 @@ class ProxyEndToEndTest {
         ch.pipeline().get(SslHandler.class).handshakeFuture().get(AWAIT.toMillis(), TimeUnit.MILLISECONDS);
         ch.writeAndFlush(Unpooled.wrappedBuffer(request)).get(AWAIT.toMillis(), TimeUnit.MILLISECONDS);
         if (truncate) {
-            ChannelHandlerContext first = ch.pipeline().firstContext();
-            first.close(); // below TLS: FIN without close_notify
-            ch.closeFuture().await(AWAIT.toMillis());
+            TlsSockets.closeBelowTls(ch, AWAIT); // FIN without close_notify
             return client;
         }
         client.event = handler.closeFuture().get(AWAIT.toMillis(), TimeUnit.MILLISECONDS);

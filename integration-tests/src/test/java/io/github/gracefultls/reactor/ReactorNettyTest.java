@@ -1,7 +1,6 @@
 package io.github.gracefultls.reactor;
 
 import io.github.gracefultls.GracefulTlsCloseHandler;
-import io.github.gracefultls.PeerClosePolicy;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseMode;
@@ -22,6 +21,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import reactor.core.publisher.Mono;
 import reactor.netty.Connection;
+import reactor.netty.ConnectionObserver;
 import reactor.netty.DisposableServer;
 import reactor.netty.NettyPipeline;
 import reactor.netty.channel.ChannelOperations;
@@ -40,8 +40,10 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -66,6 +68,8 @@ class ReactorNettyTest {
     private final BlockingQueue<TlsCloseEvent> clientEvents = new LinkedBlockingQueue<>();
     private final Set<Channel> serverChannels = ConcurrentHashMap.newKeySet();
     private final Set<Channel> clientChannels = ConcurrentHashMap.newKeySet();
+    /** Per server channel: completed when Reactor Netty ends its (first) request, see {@link #awaitRequestEnded}. */
+    private final Map<Channel, CompletableFuture<Void>> serverRequestsEnded = new ConcurrentHashMap<>();
     private final List<Runnable> cleanup = new ArrayList<>();
 
     @AfterEach
@@ -90,6 +94,12 @@ class ReactorNettyTest {
                 .secure(spec -> spec.sslContext(serverContext))
                 .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(handlers, serverEvents::add))
                 .doOnChannelInit((observer, ch, remote) -> serverChannels.add(ch))
+                .childObserve((connection, state) -> {
+                    // ChannelOperations.terminate(): the operations are detached, then DISCONNECTING is signalled.
+                    if (state == ConnectionObserver.State.DISCONNECTING) {
+                        requestEnded(connection.channel()).complete(null);
+                    }
+                })
                 .route(routes -> routes
                         .get("/hello", (req, res) -> res.sendString(Mono.just("hello")))
                         .get("/bye", (req, res) -> res.keepAlive(false).sendString(Mono.just("bye"))));
@@ -279,7 +289,7 @@ class ReactorNettyTest {
      * request (see the next test).
      */
     @Test
-    void serverDisposeNowWithChannelGroupClosesIdleConnectionsGracefully() throws InterruptedException {
+    void serverDisposeNowWithChannelGroupClosesIdleConnectionsGracefully() throws Exception {
         ChannelGroup group = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
         DisposableServer server = server(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3))
                 .channelGroup(group)
@@ -318,12 +328,13 @@ class ReactorNettyTest {
         assertThat(only(serverChannels).isActive()).isFalse();
     }
 
+    private CompletableFuture<Void> requestEnded(Channel serverChannel) {
+        return serverRequestsEnded.computeIfAbsent(serverChannel, ch -> new CompletableFuture<>());
+    }
+
     /** Waits until the server has ended the channel's request (Reactor Netty detaches its operations then). */
-    private static void awaitRequestEnded(Channel channel) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (ChannelOperations.get(channel) != null && System.nanoTime() < deadline) {
-            Thread.sleep(5);
-        }
+    private void awaitRequestEnded(Channel channel) throws Exception {
+        requestEnded(channel).get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
         assertThat(ChannelOperations.get(channel)).as("the server's request ended").isNull();
     }
 

@@ -14,6 +14,12 @@ import reactor.netty.http.server.HttpServer;
 import reactor.netty.resources.ConnectionProvider;
 
 import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 
@@ -63,16 +69,22 @@ public final class ReactorNettyTlsClose {
     }
 
     /** Runs a server and a pooled client, and prints the outcome of each closure. */
-    public static void main(String[] args) {
+    public static void main(String[] args) throws ExecutionException, TimeoutException {
         SslContext serverContext = Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3);
         SslContext clientContext = Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3);
+        // Every handler made, so that the demo can wait for each closure to be printed before it ends.
+        List<GracefulTlsCloseHandler> handlers = new CopyOnWriteArrayList<>();
+        Supplier<GracefulTlsCloseHandler> newHandler = () -> {
+            GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
+            handlers.add(handler);
+            return handler;
+        };
 
         DisposableServer server = HttpServer.create()
                 .host("127.0.0.1")
                 .port(0)
                 .secure(spec -> spec.sslContext(serverContext))
-                .doOnChannelInit(gracefulTlsClose(GracefulTlsCloseHandler::new,
-                        e -> System.out.println("server: " + e)))
+                .doOnChannelInit(gracefulTlsClose(newHandler, e -> System.out.println("server: " + e)))
                 .route(routes -> routes
                         .get("/hello", (req, res) -> res.sendString(Mono.just("hello")))
                         .get("/bye", (req, res) -> res.keepAlive(false).sendString(Mono.just("bye"))))
@@ -83,8 +95,7 @@ public final class ReactorNettyTlsClose {
                 .host("127.0.0.1")
                 .port(server.port())
                 .secure(spec -> spec.sslContext(clientContext))
-                .doOnChannelInit(gracefulTlsClose(GracefulTlsCloseHandler::new,
-                        e -> System.out.println("client: " + e)));
+                .doOnChannelInit(gracefulTlsClose(newHandler, e -> System.out.println("client: " + e)));
         try {
             // Two requests on one kept-alive, pooled connection: nothing closes.
             for (int i = 0; i < 2; i++) {
@@ -98,11 +109,16 @@ public final class ReactorNettyTlsClose {
                     .host("127.0.0.1")
                     .port(server.port())
                     .secure(spec -> spec.sslContext(clientContext))
-                    .doOnChannelInit(gracefulTlsClose(GracefulTlsCloseHandler::new,
-                            e -> System.out.println("client: " + e)))
+                    .doOnChannelInit(gracefulTlsClose(newHandler, e -> System.out.println("client: " + e)))
                     .get().uri("/bye")
                     .responseContent().aggregate().asString().block(Duration.ofSeconds(10)));
-            Thread.sleep(500);
+            // Each outcome is printed by a listener of its handler's closeFuture(); a listener added now runs after
+            // that one, so once it has run, the closure is printed.
+            for (GracefulTlsCloseHandler handler : handlers) {
+                CompletableFuture<Void> printed = new CompletableFuture<>();
+                handler.closeFuture().addListener(f -> printed.complete(null));
+                printed.get(10, TimeUnit.SECONDS);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {

@@ -21,7 +21,10 @@ import reactor.netty.resources.ConnectionProvider;
 
 import java.time.Duration;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -83,11 +86,16 @@ class TlsCloseMetricsTest {
     @Test
     void countsClosuresPerStatusAndInitiator() throws Exception {
         TlsCloseMetrics metrics = new TlsCloseMetrics(registry);
+        List<GracefulTlsCloseHandler> serverHandlers = new CopyOnWriteArrayList<>();
         server = HttpServer.create()
                 .host("127.0.0.1")
                 .port(0)
                 .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(GracefulTlsCloseHandler::new, e -> { }))
+                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(() -> {
+                    GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
+                    serverHandlers.add(handler);
+                    return handler;
+                }, e -> { }))
                 // After the closure handler: it sees the TlsCloseEvent before Reactor Netty's bridge swallows it.
                 .doOnChannelInit((observer, channel, remote) -> {
                     if (channel.pipeline().get(ReactorNettyTlsClose.HANDLER_NAME) != null) {
@@ -115,7 +123,7 @@ class TlsCloseMetricsTest {
         // One truncation: the client drops TCP without close_notify.
         assertThat(ReactorNettyTest.RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
 
-        awaitTotal(4);
+        awaitClosures(serverHandlers, 4);
         assertThat(count(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER)).isEqualTo(2);
         assertThat(count(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL)).isEqualTo(1);
         assertThat(count(TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER)).isEqualTo(1);
@@ -136,16 +144,17 @@ class TlsCloseMetricsTest {
                 .count();
     }
 
-    private void awaitTotal(int expected) throws InterruptedException {
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        double total;
-        do {
-            total = registry.find("tls.close").counters().stream().mapToDouble(Counter::count).sum();
-            if (total >= expected) {
-                break;
-            }
-            Thread.sleep(10);
-        } while (System.nanoTime() < deadline);
-        assertThat(total).as("TLS closures counted within " + WAIT).isEqualTo(expected);
+    /**
+     * Waits for the closure of every server connection. The handler fires its {@link TlsCloseEvent} down the
+     * pipeline (through the metrics handler) before it completes {@code closeFuture()}, so the counters are final
+     * once every future is done.
+     */
+    private void awaitClosures(List<GracefulTlsCloseHandler> serverHandlers, int expected) throws Exception {
+        assertThat(serverHandlers).as("server connections").hasSize(expected);
+        for (GracefulTlsCloseHandler handler : serverHandlers) {
+            handler.closeFuture().get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        }
+        double total = registry.find("tls.close").counters().stream().mapToDouble(Counter::count).sum();
+        assertThat(total).as("TLS closures counted").isEqualTo(expected);
     }
 }

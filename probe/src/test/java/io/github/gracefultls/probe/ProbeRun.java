@@ -1,15 +1,34 @@
 package io.github.gracefultls.probe;
 
+import org.junit.jupiter.params.provider.Arguments;
+
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.stream.Stream;
 
 /**
  * One in-process run of {@code tls-close-probe}: its exit code and what it printed.
  */
 record ProbeRun(int exitCode, String out, String err) {
+
+    /** The probe's {@code --provider} and {@code --protocol} values: jdk and openssl, TLS 1.2 and 1.3. */
+    static Stream<Arguments> providersAndProtocols() {
+        return Stream.of(
+                Arguments.of("jdk", "1.2"), Arguments.of("jdk", "1.3"),
+                Arguments.of("openssl", "1.2"), Arguments.of("openssl", "1.3"));
+    }
+
+    /** Probes localhost:{@code port}, trusting {@code caFile}, with {@code more} options. */
+    static ProbeRun against(Path caFile, int port, String provider, String protocol, String... more) {
+        return of(Stream.concat(
+                Stream.of("--cafile", caFile.toString(), "--provider", provider, "--protocol", protocol,
+                        "localhost:" + port),
+                Stream.of(more)).toArray(String[]::new));
+    }
 
     static ProbeRun of(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();

@@ -14,12 +14,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -56,22 +54,12 @@ class TlsCloseProbeInProcessPeersTest {
                 .build();
     }
 
-    static Stream<Arguments> providersAndProtocols() {
-        return Stream.of(
-                Arguments.of("jdk", "1.2"), Arguments.of("jdk", "1.3"),
-                Arguments.of("openssl", "1.2"), Arguments.of("openssl", "1.3"));
-    }
-
     private static ProbeRun probe(DemoServer server, String provider, String protocol, String... more) {
-        String[] args = Stream.concat(
-                Stream.of("--cafile", caFile.toString(), "--provider", provider, "--protocol", protocol,
-                        "localhost:" + server.port()),
-                Stream.of(more)).toArray(String[]::new);
-        return ProbeRun.of(args);
+        return ProbeRun.against(caFile, server.port(), provider, protocol, more);
     }
 
     @ParameterizedTest(name = "{0} TLS {1}")
-    @MethodSource("providersAndProtocols")
+    @MethodSource("io.github.gracefultls.probe.ProbeRun#providersAndProtocols")
     void peerThatAnswersCloseNotifyIsCleanAndExitsZero(String provider, String protocol) throws Exception {
         try (DemoServer server = DemoServer.start(group, jdkServerContext, DemoServer.Behaviour.ANSWER)) {
             ProbeRun run = probe(server, provider, protocol);
@@ -86,7 +74,7 @@ class TlsCloseProbeInProcessPeersTest {
     }
 
     @ParameterizedTest(name = "{0} TLS {1}")
-    @MethodSource("providersAndProtocols")
+    @MethodSource("io.github.gracefultls.probe.ProbeRun#providersAndProtocols")
     void silentPeerTimesOutAndExitsOne(String provider, String protocol) throws Exception {
         try (DemoServer server = DemoServer.start(group, openSslServerContext, DemoServer.Behaviour.SILENT)) {
             ProbeRun run = probe(server, provider, protocol, "--timeout", "300ms");
@@ -99,7 +87,7 @@ class TlsCloseProbeInProcessPeersTest {
     }
 
     @ParameterizedTest(name = "{0} TLS {1}")
-    @MethodSource("providersAndProtocols")
+    @MethodSource("io.github.gracefultls.probe.ProbeRun#providersAndProtocols")
     void truncatingPeerIsReportedAndExitsOne(String provider, String protocol) throws Exception {
         try (DemoServer server = DemoServer.start(group, jdkServerContext, DemoServer.Behaviour.TRUNCATE)) {
             ProbeRun run = probe(server, provider, protocol);

@@ -1,6 +1,5 @@
-package io.github.gracefultls.interop;
+package io.github.gracefultls.testing;
 
-import io.github.gracefultls.testing.FreePorts;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -22,11 +21,12 @@ import java.util.function.IntFunction;
 import java.util.function.Predicate;
 
 /**
- * An external peer process. Its stdout and stderr are copied to files under {@code target/interop-peers/} and kept in
- * memory for assertions. {@link #close()} stops it by its PID (SIGTERM, then SIGKILL) and is safe to call more than
- * once; a JVM shutdown hook stops whatever a crashed test left running.
+ * An external peer process (gnutls-serv, openssl, nginx, curl, Python). Its stdout and stderr are copied to files
+ * under {@link #logDirectory()} and kept in memory for assertions. {@link #close()} stops it and its children by
+ * their PIDs (SIGTERM, then SIGKILL) and is safe to call more than once; a JVM shutdown hook stops whatever a crashed
+ * test left running.
  */
-final class PeerProcess implements AutoCloseable {
+public final class PeerProcess implements AutoCloseable {
 
     private static final Duration STOP_GRACE = Duration.ofSeconds(2);
     private static final Set<PeerProcess> RUNNING = ConcurrentHashMap.newKeySet();
@@ -51,10 +51,18 @@ final class PeerProcess implements AutoCloseable {
         this.stderr = new Output(process.getErrorStream(), logDirectory.resolve(name + ".stderr"), name + "-stderr");
     }
 
+    /**
+     * Where the peers' output goes: {@code interop-peers/} in the build directory (the system property
+     * {@code interop.target}, else {@code target}).
+     */
+    public static Path logDirectory() {
+        return Path.of(System.getProperty("interop.target", "target")).toAbsolutePath().resolve("interop-peers");
+    }
+
     /** Starts {@code command}; {@code name} (made unique) names its log files. The process's stdin stays open. */
-    static PeerProcess start(String name, List<String> command, Path workingDirectory) {
+    public static PeerProcess start(String name, List<String> command, Path workingDirectory) {
         String unique = String.format("%03d-%s", SEQUENCE.incrementAndGet(), name.replaceAll("[^A-Za-z0-9._-]", "_"));
-        Path logDirectory = InteropReport.targetDirectory().resolve("interop-peers");
+        Path logDirectory = logDirectory();
         try {
             Files.createDirectories(logDirectory);
             Files.writeString(logDirectory.resolve(unique + ".cmd"), String.join(" ", command) + "\n");
@@ -68,15 +76,15 @@ final class PeerProcess implements AutoCloseable {
     }
 
     /**
-     * Starts a server on a free loopback port and waits until it accepts connections. {@code commandForPort} builds
-     * the command line for a port; if the process exits before it listens (the port was taken meanwhile), another
-     * port is tried.
+     * Starts a server on a free port ({@link FreePorts}) and waits until it accepts connections on 127.0.0.1.
+     * {@code commandForPort} builds the command line for a port; if the process exits before it listens (the port
+     * was taken meanwhile), another port is tried.
      */
-    static PeerProcess startListening(String name, IntFunction<List<String>> commandForPort, Path workingDirectory,
-                                      Duration bound) {
+    public static PeerProcess startListening(String name, IntFunction<List<String>> commandForPort,
+                                             Path workingDirectory, Duration bound) {
         AssertionError last = null;
         for (int attempt = 0; attempt < 3; attempt++) {
-            int port = freePort();
+            int port = FreePorts.freePort();
             PeerProcess peer = start(name, commandForPort.apply(port), workingDirectory);
             try {
                 peer.awaitListening(port, bound);
@@ -100,17 +108,15 @@ final class PeerProcess implements AutoCloseable {
     private volatile int port = -1;
 
     /** The port given to {@link #startListening}, or -1. */
-    int port() {
+    public int port() {
         return port;
     }
 
-    /** A free TCP port on 127.0.0.1 (free when this returns; a peer binds it right after). */
-    static int freePort() {
-        return FreePorts.freePort();
-    }
-
-    /** Polls a TCP connect to 127.0.0.1:port until it succeeds; fails if the process exits or the bound passes. */
-    void awaitListening(int port, Duration bound) {
+    /**
+     * Polls a TCP connect to 127.0.0.1:port until it succeeds; fails if the process exits or the bound passes. A
+     * process we do not control tells us nothing when it listens: polling is the only way.
+     */
+    public void awaitListening(int port, Duration bound) {
         long deadline = System.nanoTime() + bound.toNanos();
         while (true) {
             if (!process.isAlive()) {
@@ -130,20 +136,20 @@ final class PeerProcess implements AutoCloseable {
         }
     }
 
-    String name() {
+    public String name() {
         return name;
     }
 
-    long pid() {
+    public long pid() {
         return process.pid();
     }
 
-    boolean isAlive() {
+    public boolean isAlive() {
         return process.isAlive();
     }
 
     /** Writes to the process's stdin and flushes. */
-    void writeStdin(String text) {
+    public void writeStdin(String text) {
         try {
             OutputStream in = process.getOutputStream();
             in.write(text.getBytes(StandardCharsets.UTF_8));
@@ -154,7 +160,7 @@ final class PeerProcess implements AutoCloseable {
     }
 
     /** Closes the process's stdin: the peer reads end of file. */
-    void closeStdin() {
+    public void closeStdin() {
         try {
             process.getOutputStream().close();
         } catch (IOException e) {
@@ -163,27 +169,33 @@ final class PeerProcess implements AutoCloseable {
     }
 
     /** Everything the process wrote to stdout so far. */
-    String stdout() {
+    public String stdout() {
         return stdout.text();
     }
 
     /** Everything the process wrote to stderr so far. */
-    String stderr() {
+    public String stderr() {
         return stderr.text();
     }
 
+    /** Both outputs so far, for a failure message. */
+    public String output() {
+        return "stdout:\n" + stdout.text() + "\nstderr:\n" + stderr.text();
+    }
+
     /** Waits until stdout satisfies {@code condition}; fails after {@code bound}. Returns stdout. */
-    String awaitStdout(Predicate<String> condition, Duration bound, String description) throws InterruptedException {
+    public String awaitStdout(Predicate<String> condition, Duration bound, String description)
+            throws InterruptedException {
         return stdout.await(condition, bound, description);
     }
 
     /** Waits until stdout contains {@code text}. */
-    String awaitStdout(String text, Duration bound) throws InterruptedException {
+    public String awaitStdout(String text, Duration bound) throws InterruptedException {
         return stdout.await(s -> s.contains(text), bound, "\"" + text + "\" on stdout");
     }
 
     /** Waits for the process to exit and its output to be read; fails after {@code bound}. Returns the exit code. */
-    int awaitExit(Duration bound) throws InterruptedException {
+    public int awaitExit(Duration bound) throws InterruptedException {
         if (!process.waitFor(bound.toMillis(), TimeUnit.MILLISECONDS)) {
             throw new AssertionError(name + " still running after " + bound + "\nstdout: " + stdout.text()
                     + "\nstderr: " + stderr.text());
@@ -195,12 +207,12 @@ final class PeerProcess implements AutoCloseable {
     }
 
     /** The exit code, or null while running. */
-    Integer exitValue() {
+    public Integer exitValue() {
         return process.isAlive() ? null : process.exitValue();
     }
 
     /** Sends SIGTERM to the process (by its PID), as {@code kill PID} does. */
-    void terminate() {
+    public void terminate() {
         process.destroy();
     }
 

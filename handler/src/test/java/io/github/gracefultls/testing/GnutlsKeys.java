@@ -1,6 +1,4 @@
-package io.github.gracefultls.interop;
-
-import io.github.gracefultls.testing.TestCertificates;
+package io.github.gracefultls.testing;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -18,7 +16,7 @@ import java.util.Base64;
  * {@code ECPrivateKey} without its optional public key, which GnuTLS requires. SEC 1 ({@code EC PRIVATE KEY}) with
  * the curve and the public key, as {@code openssl ec} writes it, works.
  */
-final class GnutlsKeys {
+public final class GnutlsKeys {
 
     /** DER of the OID 1.2.840.10045.3.1.7 (prime256v1). */
     private static final byte[] P256_OID = {0x06, 0x08, 0x2a, (byte) 0x86, 0x48, (byte) 0xce, 0x3d, 0x03, 0x01, 0x07};
@@ -27,7 +25,7 @@ final class GnutlsKeys {
     }
 
     /** Writes the server's P-256 key as a SEC 1 "EC PRIVATE KEY" with curve and public key; returns the file. */
-    static Path writeSec1ServerKey(Path directory) throws IOException {
+    public static Path writeSec1ServerKey(Path directory) throws IOException {
         ECPrivateKey key = (ECPrivateKey) TestCertificates.serverKey();
         ECPublicKey pub = (ECPublicKey) TestCertificates.server().getCertificate().getPublicKey();
         if (key.getParams().getCurve().getField().getFieldSize() != 256) {

@@ -1,4 +1,4 @@
-package io.github.gracefultls.interop;
+package io.github.gracefultls.testing;
 
 import org.junit.jupiter.api.Assumptions;
 
@@ -17,13 +17,14 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Finds the peer programs on the {@code PATH}. A missing program fails the test when the environment variable
- * {@code CI} is {@code true}, and skips it otherwise; either way the message names the Debian package to install.
+ * Finds the peer programs (gnutls-serv, openssl, nginx, ...) on the {@code PATH} and in root's tool directories. A
+ * missing program fails the test when the environment variable {@code CI} is {@code true}, and skips it otherwise;
+ * either way the message names the Debian package to install.
  */
-final class Peers {
+public final class Peers {
 
     /** A peer program and the Debian package it comes from. */
-    enum Program {
+    public enum Program {
         GNUTLS_SERV("gnutls-serv", "gnutls-bin"),
         GNUTLS_CLI("gnutls-cli", "gnutls-bin"),
         OPENSSL("openssl", "openssl"),
@@ -31,41 +32,59 @@ final class Peers {
         CURL("curl", "curl"),
         PYTHON3("python3", "python3");
 
-        final String binary;
-        final String debianPackage;
+        private final String binary;
+        private final String debianPackage;
 
         Program(String binary, String debianPackage) {
             this.binary = binary;
             this.debianPackage = debianPackage;
         }
+
+        public String binary() {
+            return binary;
+        }
+
+        public String debianPackage() {
+            return debianPackage;
+        }
     }
 
     /** Where root's tools live on Debian, often missing from a user's PATH (nginx is in /usr/sbin). */
-    private static final List<String> EXTRA_DIRECTORIES = List.of("/usr/sbin", "/sbin");
+    private static final List<String> EXTRA_DIRECTORIES = List.of("/usr/sbin", "/usr/local/sbin", "/sbin");
 
     private static final Map<String, Optional<Path>> FOUND = new ConcurrentHashMap<>();
+    private static final Map<Path, Optional<Path>> PYTHON = new ConcurrentHashMap<>();
 
     private Peers() {
     }
 
     /** Whether this run is in CI, where a missing peer is an error rather than a reason to skip. */
-    static boolean isCi() {
+    public static boolean isCi() {
         return "true".equalsIgnoreCase(System.getenv("CI"));
     }
 
     /** Returns the absolute path of the program; fails (CI) or skips (elsewhere) the test if it is missing. */
-    static Path require(Program program) {
+    public static Path require(Program program) {
         return require(program.binary, program.debianPackage, isCi());
     }
 
     /** As {@link #require(Program)}, for any binary; {@code ci} says whether a missing one fails or skips. */
-    static Path require(String binary, String debianPackage, boolean ci) {
-        Optional<Path> path = find(binary);
+    public static Path require(String binary, String debianPackage, boolean ci) {
+        return present(find(binary), binary + " not found on PATH", debianPackage, ci);
+    }
+
+    /** Returns {@code file} if it exists; otherwise fails (CI) or skips the test, naming the Debian package. */
+    public static Path requireFile(Path file, String what, String debianPackage) {
+        return present(Files.exists(file) ? Optional.of(file) : Optional.empty(), what + " " + file + " not found",
+                debianPackage, isCi());
+    }
+
+    private static Path present(Optional<Path> path, String missing, String debianPackage, boolean ci) {
         if (path.isPresent()) {
             return path.get();
         }
-        String message = binary + " not found on PATH: install the Debian package " + debianPackage
-                + " (apt-get install " + debianPackage + ")";
+        String message = missing + ": install the Debian package " + debianPackage + " (apt-get install "
+                + debianPackage + ")";
         if (ci) {
             fail(message + "; CI=true, so a missing peer fails the run");
         }
@@ -77,43 +96,33 @@ final class Peers {
      * The Python interpreter itself, with its {@code ssl} module checked: {@code python3} on the PATH may be a
      * wrapper script (pyenv) that costs a shell per start.
      */
-    static Path requirePython() {
+    public static Path requirePython() {
         Path python3 = require(Program.PYTHON3);
-        Path resolved = PYTHON.computeIfAbsent(python3, Peers::interpreter);
-        if (resolved == null) {
-            String message = python3 + " has no usable ssl module: install the Debian package python3";
-            if (isCi()) {
-                fail(message);
-            }
-            Assumptions.abort(message);
-        }
-        return resolved;
+        return present(PYTHON.computeIfAbsent(python3, Peers::interpreter), python3 + " has no usable ssl module",
+                Program.PYTHON3.debianPackage, isCi());
     }
 
-    private static final Map<Path, Path> PYTHON = new ConcurrentHashMap<>();
-
-    private static Path interpreter(Path python3) {
+    private static Optional<Path> interpreter(Path python3) {
         try {
             Process p = new ProcessBuilder(python3.toString(), "-c",
                     "import ssl, sys; print(sys.executable)").redirectErrorStream(true).start();
             p.getOutputStream().close();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8)
-                    .trim();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
             if (!p.waitFor(10, TimeUnit.SECONDS) || p.exitValue() != 0) {
-                return null;
+                return Optional.empty();
             }
             Path executable = Path.of(out);
-            return Files.isExecutable(executable) ? executable : python3;
+            return Optional.of(Files.isExecutable(executable) ? executable : python3);
         } catch (IOException e) {
-            return null;
+            return Optional.empty();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return null;
+            return Optional.empty();
         }
     }
 
-    /** The program's absolute path, if it is on the PATH or in /usr/sbin or /sbin. */
-    static Optional<Path> find(Program program) {
+    /** The program's absolute path, if it is on the PATH or in /usr/sbin, /usr/local/sbin or /sbin. */
+    public static Optional<Path> find(Program program) {
         return find(program.binary);
     }
 
