@@ -232,8 +232,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     /**
      * Returns the future of this channel's TLS closure, whoever begins it. It succeeds with the one
-     * {@link TlsCloseEvent} of the channel, and fails with an {@link IllegalStateException} if the channel ends
-     * without a successful handshake or this handler leaves the pipeline before any closure.
+     * {@link TlsCloseEvent} of the channel, once the event has been fired through the pipeline, and fails with an
+     * {@link IllegalStateException} if the channel ends without a successful handshake or this handler leaves the
+     * pipeline before any closure.
      *
      * @return the future of this channel's TLS closure
      */
