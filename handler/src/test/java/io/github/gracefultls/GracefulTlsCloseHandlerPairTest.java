@@ -13,6 +13,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -147,6 +148,27 @@ class GracefulTlsCloseHandlerPairTest {
     }
 
     /** Our side has policy HALF_CLOSE: the peer's close_notify arrives first, a later close() has nothing to wait for. */
+    /** Whoever began, a listener of closeFuture() finds the event already fired through the pipeline. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void closeFutureCompletesAfterTheEventWasFired(SslProvider provider, String protocol) {
+        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
+                .handshake()) {
+            List<Integer> clientSeen = new ArrayList<>();
+            List<Integer> serverSeen = new ArrayList<>();
+            f.clientHandler().closeFuture().addListener(
+                    x -> clientSeen.add(f.clientApp().eventsOfType(TlsCloseEvent.class).size()));
+            f.serverHandler().closeFuture().addListener(
+                    x -> serverSeen.add(f.serverApp().eventsOfType(TlsCloseEvent.class).size()));
+
+            f.client().pipeline().close();
+            f.pair.pump();
+
+            assertThat(clientSeen).as("events seen by the local closer's listener").containsExactly(1);
+            assertThat(serverSeen).as("events seen by the peer's listener").containsExactly(1);
+        }
+    }
+
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void closeAfterThePeersCloseNotifyDoesNotWait(SslProvider provider, String protocol) {
