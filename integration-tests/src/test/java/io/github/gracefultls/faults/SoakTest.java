@@ -4,59 +4,72 @@ import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.faults.FaultRig.Transport;
+import io.github.gracefultls.faults.Soak.Behaviour;
 import io.github.gracefultls.testing.LeakDetectionExtension;
+import io.github.gracefultls.testing.TestCertificates;
 import io.github.gracefultls.testing.Tls;
-import io.github.gracefultls.testing.Wire;
-import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
-import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.ReferenceCountUtil;
-import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.GlobalEventExecutor;
-import io.netty.util.concurrent.ScheduledFuture;
 import org.junit.jupiter.api.Test;
 
-import java.lang.management.ManagementFactory;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.io.PrintStream;
+import java.io.Writer;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.EnumMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Load soak over loopback: many concurrent TLS connections to servers with {@link GracefulTlsCloseHandler}, each
- * ended by a behaviour the client picks at random and announces in one byte, so that the expected outcome of every
- * connection is known. Every outcome count must match the injected count exactly; no leak, no channel left open, no
- * event loop blocked. Writes {@code target/soak-report.md}.
+ * ended by a behaviour chosen at random, so that the expected outcome of every connection is known. Every outcome
+ * count must match the injected count exactly, and every connection must have exactly its expected outcome; no
+ * leak, no channel left open, no event loop blocked, in either JVM. Writes {@code target/soak-report.md}.
+ *
+ * <p>The servers run in this JVM, the clients in a second one ({@link SoakClient}, started on this JVM's class
+ * path), so that each process holds one end of each connection: 10,000 connections need about 10,100 open files
+ * per process rather than 20,200 in one. This JVM holds the ground truth: it numbers every connection, chooses its
+ * server and behaviour, and tells the child ({@code OPEN id server behaviour}). The child reports when it announces
+ * the behaviour ({@code SENT}, the injection), failures and closures; its announcement carries the id in-band, so
+ * the server matches each outcome to its connection, and the announced behaviour to the chosen one.
  *
  * <p>Short by default ({@code soak.seconds}=60, {@code soak.concurrency}=500); the Maven profile {@code soak} runs
- * the full version (600 s, 10,000 concurrent connections; needs {@code ulimit -n} above 2 x 10,000 + some).
+ * the full version (600 s, 10,000 concurrent connections).
  */
 class SoakTest {
 
@@ -69,56 +82,77 @@ class SoakTest {
     static final Duration DEADLINE = Duration.ofSeconds(2);
     /** Longest tolerated delay of a probe task on an event loop. */
     static final long BLOCKED_MILLIS = 1000;
-
-    /** The behaviours; the server learns the client's from its first byte. */
-    enum Behaviour {
-        LOCAL_CLEAN('L', TlsCloseStatus.CLOSE_NOTIFY_RECEIVED),
-        PEER_CLEAN('P', TlsCloseStatus.CLOSE_NOTIFY_RECEIVED),
-        SILENT('S', TlsCloseStatus.TIMED_OUT),
-        FIN('F', TlsCloseStatus.TRUNCATED),
-        FIN_IN_RECORD('M', TlsCloseStatus.TRUNCATED),
-        RESET('R', TlsCloseStatus.TRUNCATED);
-
-        final char code;
-        final TlsCloseStatus expected;
-
-        Behaviour(char code, TlsCloseStatus expected) {
-            this.code = code;
-            this.expected = expected;
-        }
-
-        static Behaviour of(int code) {
-            for (Behaviour b : values()) {
-                if (b.code == code) {
-                    return b;
-                }
-            }
-            throw new IllegalArgumentException("code " + code);
-        }
-
-        boolean serverCloses() {
-            return this == LOCAL_CLEAN || this == SILENT;
-        }
-    }
+    /** Open files a process needs besides one per connection. */
+    static final int SPARE_FILES = 200;
+    /** Bound on each exchange with the client process (start, figures, exit). */
+    static final long CHILD_SECONDS = 60;
 
     private final Map<Behaviour, AtomicLong> injected = new EnumMap<>(Behaviour.class);
     private final Map<Behaviour, Map<TlsCloseStatus, AtomicLong>> outcomes = new EnumMap<>(Behaviour.class);
-    private final AtomicLong unexpected = new AtomicLong();
+    private final AtomicLong outcomesTotal = new AtomicLong();
     private final AtomicLong exceptionsAtTail = new AtomicLong();
     private final AtomicLong connectFailures = new AtomicLong();
-    private final AtomicLong maxProbeDelayNanos = new AtomicLong();
-    private final AtomicLong maxProbeDelayAfterWarmupNanos = new AtomicLong();
-    /** Probe delays in the first seconds (class loading, JIT, first handshakes) are reported apart. */
-    static final long WARMUP_NANOS = TimeUnit.SECONDS.toNanos(3);
-    private volatile long probesStarted;
-    private final AtomicLong live = new AtomicLong();
-    private final AtomicLong peak = new AtomicLong();
-    private final List<String> mismatches = java.util.Collections.synchronizedList(new ArrayList<>());
+    private final Soak.LoopProbe probe = new Soak.LoopProbe();
+    /** Connections not yet complete (closed by the client and concluded by the server), by id. */
+    private final Map<Integer, Connection> pending = new ConcurrentHashMap<>();
+    private final AtomicLong serverLive = new AtomicLong();
+    private final AtomicLong serverPeak = new AtomicLong();
+    private final List<String> mismatches = Collections.synchronizedList(new ArrayList<>());
+    private final List<String> failures = Collections.synchronizedList(new ArrayList<>());
+    private final Semaphore slots = new Semaphore(CONCURRENCY);
+    /** Connections opened so far (written by the test thread only). */
+    private volatile int connections;
+    private volatile long drainTarget = Long.MAX_VALUE;
+    private volatile CompletableFuture<Void> drained;
+
+    /** One connection as this JVM knows it: the behaviour it chose, and what each side reported. */
+    private static final class Connection {
+        final int id;
+        final Behaviour chosen;
+        private boolean sent;
+        private boolean closed;
+        private TlsCloseStatus status;
+
+        Connection(int id, Behaviour chosen) {
+            this.id = id;
+            this.chosen = chosen;
+        }
+
+        synchronized void sent() {
+            sent = true;
+        }
+
+        /** Returns whether the connection is complete. */
+        synchronized boolean closed() {
+            closed = true;
+            return status != null;
+        }
+
+        /** Returns the outcome recorded before, if any (then this one is a duplicate). */
+        synchronized TlsCloseStatus concluded(TlsCloseStatus s) {
+            TlsCloseStatus before = status;
+            if (before == null) {
+                status = s;
+            }
+            return before;
+        }
+
+        synchronized boolean complete() {
+            return closed && status != null;
+        }
+
+        @Override
+        public synchronized String toString() {
+            return "#" + id + " " + chosen + (sent ? " sent" : " not sent") + (closed ? ", client closed" : "")
+                    + ", server outcome " + status;
+        }
+    }
 
     @Test
     void soak() throws Exception {
-        long maxFds = maxFileDescriptors();
-        assertThat(2L * CONCURRENCY + 200).as("open files needed (ulimit -n is %s)", maxFds).isLessThan(maxFds);
+        long maxFds = Soak.maxFileDescriptors();
+        assertThat((long) CONCURRENCY + SPARE_FILES).as("open files needed here (ulimit -n is %s)", maxFds)
+                .isLessThan(maxFds);
         for (Behaviour b : Behaviour.values()) {
             injected.put(b, new AtomicLong());
             Map<TlsCloseStatus, AtomicLong> m = new ConcurrentHashMap<>();
@@ -127,129 +161,175 @@ class SoakTest {
             }
             outcomes.put(b, m);
         }
+        Path target = Path.of(System.getProperty("interop.target", "target"));
+        Path soakDir = target.resolve("soak");
+        // The child trusts this JVM's test CA; each JVM would generate its own.
+        Path ca = TestCertificates.writePemFiles(soakDir).caCertificate();
         Transport transport = Transport.NIO;
         EventLoopGroup serverGroup = transport.newGroup(2);
-        EventLoopGroup clientGroup = transport.newGroup(2);
         ChannelGroup serverChannels = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
-        ChannelGroup clientChannels = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
-        List<ScheduledFuture<?>> probes = new ArrayList<>();
-        Semaphore slots = new Semaphore(CONCURRENCY);
-        long connections = 0;
+        ClientProcess client = null;
+        Soak.Timeline timeline = null;
+        PrintStream serverLog = new PrintStream(Files.newOutputStream(soakDir.resolve("soak-servers.log")), true,
+                StandardCharsets.UTF_8);
         System.gc();
-        long heapBefore = usedHeap();
-        long start = System.nanoTime();
+        long heapBefore = Soak.usedHeap();
         try {
-            probesStarted = System.nanoTime();
-            for (EventLoopGroup g : List.of(serverGroup, clientGroup)) {
-                for (EventExecutor e : g) {
-                    probes.add(startProbe((EventLoop) e));
-                }
-            }
-            List<Object[]> servers = new ArrayList<>();
+            client = new ClientProcess(ca, soakDir.resolve("soak-client.log"));
+            List<Channel> servers = new ArrayList<>();
             for (Tls.Provider p : Tls.Provider.values()) {
                 for (String protocol : Tls.PROTOCOLS) {
                     Channel server = startServer(serverGroup, transport, p.sslProvider(), protocol, serverChannels);
-                    servers.add(new Object[] {p.sslProvider(), protocol, server.localAddress(), server});
+                    client.send(SoakClient.SERVER + " " + servers.size() + " " + p.sslProvider().name() + " "
+                            + protocol + " " + ((InetSocketAddress) server.localAddress()).getPort());
+                    servers.add(server);
                 }
             }
+            String[] ready = client.ready.get(CHILD_SECONDS, TimeUnit.SECONDS).split(" ");
+            long childMaxFds = Long.parseLong(ready[2]);
+            assertThat((long) CONCURRENCY + SPARE_FILES)
+                    .as("open files needed in the client process (its ulimit -n is %s)", childMaxFds)
+                    .isLessThan(childMaxFds);
+            client.send(SoakClient.START);
+            client.started.get(CHILD_SECONDS, TimeUnit.SECONDS);
+            probe.start(serverGroup);
+            timeline = new Soak.Timeline(probe, () -> "opened " + connections + "  in flight "
+                    + (CONCURRENCY - slots.availablePermits()) + "  server channels " + serverLive.get()
+                    + "  outcomes " + outcomesTotal.get(), serverLog);
+            long start = System.nanoTime();
             long end = start + TimeUnit.SECONDS.toNanos(SECONDS);
             long interval = TimeUnit.SECONDS.toNanos(1) / RATE;
             long next = System.nanoTime();
             while (System.nanoTime() < end) {
                 long wait = next - System.nanoTime();
                 if (wait > 0) {
-                    java.util.concurrent.locks.LockSupport.parkNanos(wait); // pacing new connections, not an outcome
+                    LockSupport.parkNanos(wait); // pacing new connections, not an outcome
                 }
                 next += interval;
                 if (!slots.tryAcquire(100, TimeUnit.MILLISECONDS)) {
                     continue;
                 }
-                Object[] server = servers.get(ThreadLocalRandom.current().nextInt(servers.size()));
+                int id = connections++;
+                int server = ThreadLocalRandom.current().nextInt(servers.size());
                 Behaviour b = Behaviour.values()[ThreadLocalRandom.current().nextInt(Behaviour.values().length)];
-                connections++;
-                ChannelFuture cf = connect(clientGroup, transport, (SslProvider) server[0], (String) server[1],
-                        (SocketAddress) server[2], b, clientChannels);
-                peak.accumulateAndGet(live.incrementAndGet(), Math::max);
-                cf.channel().closeFuture().addListener(x -> {
-                    live.decrementAndGet();
-                    slots.release();
-                });
-                cf.addListener(x -> {
-                    if (!x.isSuccess()) {
-                        connectFailures.incrementAndGet();
-                    }
-                });
+                pending.put(id, new Connection(id, b));
+                client.send(SoakClient.OPEN + " " + id + " " + server + " " + b.code);
             }
-            // Every connection ends within its deadlines: wait until all slots are back.
+            // Every connection ends within its deadlines: wait until the client closed them all.
             long drainMillis = DWELL_MILLIS + 4 * DEADLINE.toMillis() + 30_000;
             boolean allEnded = slots.tryAcquire(CONCURRENCY, drainMillis, TimeUnit.MILLISECONDS);
-            long totalEvents = outcomes.values().stream().flatMap(m -> m.values().stream())
-                    .mapToLong(AtomicLong::get).sum();
             long injectedTotal = injected.values().stream().mapToLong(AtomicLong::get).sum();
-            // The server side of a connection may conclude a moment after the client's channel closed.
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (totalEvents < injectedTotal && System.nanoTime() < deadline) {
-                Thread.onSpinWait();
-                totalEvents = outcomes.values().stream().flatMap(m -> m.values().stream())
-                        .mapToLong(AtomicLong::get).sum();
+            // The server side of a connection may conclude and close a moment after the client's channel closed.
+            drainTarget = injectedTotal;
+            drained = new CompletableFuture<>();
+            checkDrained();
+            boolean serversDone = awaitQuietly(drained, 10);
+            long totalEvents = outcomesTotal.get();
+            probe.stop();
+            long peakOpenFiles = timeline.peakOpenFiles();
+            timeline.close();
+            for (Channel s : servers) {
+                s.close().sync();
             }
-            for (ScheduledFuture<?> p : probes) {
-                p.cancel(false);
-            }
-            for (Object[] s : servers) {
-                ((Channel) s[3]).close().sync();
-            }
-            long open = serverChannels.stream().filter(Channel::isOpen).count()
-                    + clientChannels.stream().filter(Channel::isOpen).count();
+            long serverOpen = serverChannels.stream().filter(Channel::isOpen).count();
             long elapsedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            client.send(SoakClient.END);
+            Map<String, Long> child = client.stats.get(CHILD_SECONDS, TimeUnit.SECONDS);
+            boolean childExited = client.process.waitFor(CHILD_SECONDS, TimeUnit.SECONDS);
             List<String> leaks = LeakDetectionExtension.collectLeaks();
             System.gc();
-            long heapAfter = usedHeap();
-            String report = report(connections, elapsedMs, open, leaks.size(), heapBefore, heapAfter);
+            long heapAfter = Soak.usedHeap();
+            String report = report(connections, elapsedMs, client.process.pid(), maxFds, peakOpenFiles, serverOpen,
+                    leaks.size(), heapBefore, heapAfter, child);
             System.out.println(report);
-            Path out = Path.of(System.getProperty("interop.target", "target"), "soak-report.md");
+            Path out = target.resolve("soak-report.md");
             Files.createDirectories(out.getParent());
             Files.writeString(out, report, StandardCharsets.UTF_8);
 
-            assertThat(allEnded).as("all connections ended within %d ms (%d still open)", drainMillis, live.get())
-                    .isTrue();
-            assertThat(connectFailures.get()).as("connect failures").isZero();
+            assertThat(allEnded).as("all connections ended within %d ms (%d still open)", drainMillis,
+                    CONCURRENCY - slots.availablePermits()).isTrue();
+            assertThat(connectFailures.get()).as("connect failures: %s", failures).isZero();
             assertThat(mismatches).as("outcomes differing from the injected behaviour").isEmpty();
             for (Behaviour b : Behaviour.values()) {
                 assertThat(outcomes.get(b).get(b.expected).get()).as("%s outcomes", b)
                         .isEqualTo(injected.get(b).get());
             }
             assertThat(totalEvents).isEqualTo(injectedTotal);
-            assertThat(exceptionsAtTail.get()).as("exceptions at the tail").isZero();
-            assertThat(open).as("channels left open").isZero();
-            assertThat(TimeUnit.NANOSECONDS.toMillis(maxProbeDelayAfterWarmupNanos.get()))
-                    .as("max event loop delay after warm-up")
+            assertThat(serversDone).as("every server channel concluded and closed").isTrue();
+            assertThat(pending.values().stream().limit(20).map(Connection::toString))
+                    .as("connections without a client closure and a server outcome (%d)", pending.size())
+                    .isEmpty();
+            assertThat(child.get("opened")).as("connections the client opened").isEqualTo((long) connections);
+            assertThat(exceptionsAtTail.get()).as("exceptions at the pipeline tail").isZero();
+            assertThat(serverOpen).as("server channels left open").isZero();
+            assertThat(child.get("open")).as("client channels left open").isZero();
+            assertThat(leaks).as("leaks in this (server) JVM").isEmpty();
+            assertThat(child.get("leaks")).as("leaks in the client JVM (see %s)", client.log).isZero();
+            assertThat(probe.maxDelayAfterWarmupMillis()).as("max server event loop delay after warm-up")
                     .isLessThan(BLOCKED_MILLIS);
+            assertThat(child.get("probeMaxAfterWarmupMillis")).as("max client event loop delay after warm-up")
+                    .isLessThan(BLOCKED_MILLIS);
+            assertThat(childExited && client.process.exitValue() == 0)
+                    .as("the client process exited with status 0 (see %s)", client.log).isTrue();
         } finally {
+            if (timeline != null) {
+                timeline.close();
+            }
+            serverLog.close();
+            if (client != null) {
+                client.close();
+            }
             serverChannels.close().awaitUninterruptibly(10, TimeUnit.SECONDS);
-            clientChannels.close().awaitUninterruptibly(10, TimeUnit.SECONDS);
             serverGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(10, TimeUnit.SECONDS);
-            clientGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(10, TimeUnit.SECONDS);
         }
     }
 
-    private String report(long connections, long elapsedMs, long open, int leaks, long heapBefore, long heapAfter) {
+    private void checkDrained() {
+        CompletableFuture<Void> d = drained;
+        if (d != null && serverLive.get() == 0 && outcomesTotal.get() >= drainTarget) {
+            d.complete(null);
+        }
+    }
+
+    private static boolean awaitQuietly(CompletableFuture<?> f, long seconds) throws Exception {
+        try {
+            f.get(seconds, TimeUnit.SECONDS);
+            return true;
+        } catch (TimeoutException e) {
+            return false;
+        }
+    }
+
+    private String report(long connections, long elapsedMs, long childPid, long maxFds, long peakOpenFiles,
+                          long serverOpen, int leaks, long heapBefore, long heapAfter, Map<String, Long> child) {
         StringBuilder r = new StringBuilder();
         r.append("# Soak report\n\n");
         r.append(String.format("- %,d TLS connections in %.1f s, at most %,d concurrent (peak %,d), %d new/s (NIO, "
                 + "JDK/OPENSSL x TLSv1.2/1.3, deadlines %d ms)%n", connections, elapsedMs / 1000.0, CONCURRENCY,
-                peak.get(), RATE, DEADLINE.toMillis()));
-        r.append("- leaks: ").append(leaks).append('\n');
-        r.append("- channels left open: ").append(open).append('\n');
+                child.get("peak"), RATE, DEADLINE.toMillis()));
+        r.append(String.format("- two JVMs: servers in the test JVM (peak %,d server channels, %,d open files at most; "
+                + "ulimit -n %,d), clients in a child JVM, pid %d (%,d open files at most; ulimit -n %,d)%n",
+                serverPeak.get(), peakOpenFiles, maxFds, childPid, child.get("peakOpenFiles"),
+                child.get("maxOpenFiles")));
+        r.append(String.format("- leaks: %d (servers), %d (clients)%n", leaks, child.get("leaks")));
+        r.append(String.format("- channels left open: %d (servers), %d (clients)%n", serverOpen, child.get("open")));
         r.append("- connect failures: ").append(connectFailures.get()).append('\n');
+        r.append("- connections without a complete record: ").append(pending.size()).append('\n');
         r.append("- exceptions at the pipeline tail: ").append(exceptionsAtTail.get()).append('\n');
-        long afterWarmup = TimeUnit.NANOSECONDS.toMillis(maxProbeDelayAfterWarmupNanos.get());
-        r.append(String.format("- event loops (4): max delay of a 10 ms probe task %d ms after the first %d s, %d ms "
-                + "overall; blocked (>= %d ms after warm-up): %s%n", afterWarmup,
-                TimeUnit.NANOSECONDS.toSeconds(WARMUP_NANOS), TimeUnit.NANOSECONDS.toMillis(maxProbeDelayNanos.get()),
-                BLOCKED_MILLIS, afterWarmup >= BLOCKED_MILLIS ? "YES" : "0"));
-        r.append(String.format("- heap used: %,d KiB before, %,d KiB after (after GC)%n", heapBefore / 1024,
-                heapAfter / 1024));
+        long serverAfterWarmup = probe.maxDelayAfterWarmupMillis();
+        long clientAfterWarmup = child.get("probeMaxAfterWarmupMillis");
+        r.append(String.format("- event loops (%d servers, %d clients): max delay of a 10 ms probe task %d ms "
+                + "(servers, at %.1f s) and %d ms (clients, at %.1f s) after the first %d s, %d and %d ms overall; "
+                + "blocked (>= %d ms after warm-up): %s%n", probe.loops(), child.get("probeLoops"), serverAfterWarmup,
+                probe.worstAtMillis() / 1000.0, clientAfterWarmup, child.get("probeWorstAtMillis") / 1000.0,
+                TimeUnit.NANOSECONDS.toSeconds(Soak.LoopProbe.WARMUP_NANOS), probe.maxDelayMillis(),
+                child.get("probeMaxMillis"), BLOCKED_MILLIS,
+                Math.max(serverAfterWarmup, clientAfterWarmup) >= BLOCKED_MILLIS ? "YES" : "0"));
+        r.append(String.format("- CPU time: %.1f s (servers' JVM), %.1f s (clients' JVM); system load average at the "
+                + "end %s%n", Soak.processCpuMillis() / 1000.0, child.get("cpuMillis") / 1000.0, Soak.loadAverage()));
+        r.append(String.format("- heap used (after GC): servers %,d KiB before, %,d KiB after; clients %,d KiB "
+                + "before, %,d KiB after%n", heapBefore / 1024, heapAfter / 1024, child.get("heapBefore") / 1024,
+                child.get("heapAfter") / 1024));
         r.append("\n| behaviour | injected | expected status | CLOSE_NOTIFY_RECEIVED | TIMED_OUT | TRUNCATED | FAILED |\n");
         r.append("| --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
         for (Behaviour b : Behaviour.values()) {
@@ -261,25 +341,9 @@ class SoakTest {
         return r.toString();
     }
 
-    private ScheduledFuture<?> startProbe(EventLoop loop) {
-        long period = TimeUnit.MILLISECONDS.toNanos(10);
-        long[] expectedAt = {System.nanoTime() + period};
-        return loop.scheduleAtFixedRate(() -> {
-            long now = System.nanoTime();
-            long delay = now - expectedAt[0];
-            expectedAt[0] += period;
-            if (expectedAt[0] < now) {
-                expectedAt[0] = now + period; // skipped periods count once
-            }
-            maxProbeDelayNanos.accumulateAndGet(delay, Math::max);
-            if (now - probesStarted > WARMUP_NANOS) {
-                maxProbeDelayAfterWarmupNanos.accumulateAndGet(delay, Math::max);
-            }
-        }, period, period, TimeUnit.NANOSECONDS);
-    }
-
     private Channel startServer(EventLoopGroup group, Transport transport, SslProvider provider, String protocol,
                                 ChannelGroup channels) throws InterruptedException {
+        SslContext context = Tls.serverContext(provider, protocol); // now, not on the event loop under load
         return new ServerBootstrap()
                 .group(group)
                 .channel(transport.serverChannelClass())
@@ -289,7 +353,12 @@ class SoakTest {
                     @Override
                     protected void initChannel(Channel ch) {
                         channels.add(ch);
-                        ch.pipeline().addLast("ssl", Tls.serverContext(provider, protocol).newHandler(ch.alloc()));
+                        serverPeak.accumulateAndGet(serverLive.incrementAndGet(), Math::max);
+                        ch.closeFuture().addListener(f -> {
+                            serverLive.decrementAndGet();
+                            checkDrained();
+                        });
+                        ch.pipeline().addLast("ssl", context.newHandler(ch.alloc()));
                         ch.pipeline().addLast("tls-close", GracefulTlsCloseHandler.builder()
                                 .closeNotifyReadTimeout(DEADLINE).closeNotifyFlushTimeout(DEADLINE)
                                 .halfCloseTimeout(DEADLINE).build());
@@ -299,19 +368,26 @@ class SoakTest {
                 .bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)).sync().channel();
     }
 
-    /** Reads the client's behaviour, acknowledges it, closes where the behaviour says so, counts the outcome. */
+    /**
+     * Reads the client's announcement, acknowledges it, closes where the behaviour says so, counts the outcome and
+     * matches it to its connection.
+     */
     private final class ServerApp extends ChannelInboundHandlerAdapter {
+        private final byte[] announcement = new byte[Soak.ANNOUNCEMENT_LENGTH];
+        private int announced;
         private Behaviour behaviour;
+        private Connection connection;
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             try {
-                if (behaviour == null && msg instanceof ByteBuf && ((ByteBuf) msg).isReadable()) {
-                    behaviour = Behaviour.of(((ByteBuf) msg).getByte(((ByteBuf) msg).readerIndex()));
-                    if (behaviour.serverCloses()) {
-                        ctx.channel().close();
-                    } else {
-                        ctx.writeAndFlush(Unpooled.wrappedBuffer(new byte[] {'k'}));
+                if (behaviour == null && msg instanceof ByteBuf) {
+                    ByteBuf buf = (ByteBuf) msg;
+                    int n = Math.min(buf.readableBytes(), announcement.length - announced);
+                    buf.getBytes(buf.readerIndex(), announcement, announced, n);
+                    announced += n;
+                    if (announced == announcement.length) {
+                        announced(ctx);
                     }
                 }
             } finally {
@@ -319,22 +395,51 @@ class SoakTest {
             }
         }
 
+        private void announced(ChannelHandlerContext ctx) {
+            behaviour = Behaviour.of(announcement[0]);
+            int id = Soak.announcedId(announcement);
+            connection = pending.get(id);
+            if (connection == null) {
+                mismatches.add("announcement of an unknown connection #" + id + " (" + behaviour + ")");
+            } else if (connection.chosen != behaviour) {
+                mismatches.add("#" + id + " announced " + behaviour + ", chosen " + connection.chosen);
+            }
+            if (behaviour.serverCloses()) {
+                ctx.channel().close();
+            } else {
+                ctx.writeAndFlush(Unpooled.wrappedBuffer(new byte[] {'k'}));
+            }
+        }
+
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof TlsCloseEvent) {
-                TlsCloseEvent e = (TlsCloseEvent) evt;
-                if (behaviour == null) {
-                    mismatches.add("event before the behaviour byte: " + e);
-                } else {
-                    outcomes.get(behaviour).get(e.status()).incrementAndGet();
-                    if (e.status() != behaviour.expected && mismatches.size() < 20) {
-                        mismatches.add(behaviour + " -> " + e + " " + ctx.pipeline().get(SslHandler.class).engine()
-                                .getSession().getProtocol() + " " + ctx.pipeline().get(SslHandler.class).engine()
-                                .getClass().getSimpleName());
-                    }
-                }
+                conclude(ctx, (TlsCloseEvent) evt);
             }
             ctx.fireUserEventTriggered(evt);
+        }
+
+        private void conclude(ChannelHandlerContext ctx, TlsCloseEvent e) {
+            if (behaviour == null) {
+                mismatches.add("event before the announcement: " + e);
+                return;
+            }
+            outcomes.get(behaviour).get(e.status()).incrementAndGet();
+            if (e.status() != behaviour.expected && mismatches.size() < 20) {
+                SslHandler ssl = ctx.pipeline().get(SslHandler.class);
+                mismatches.add(behaviour + " -> " + e + " " + ssl.engine().getSession().getProtocol() + " "
+                        + ssl.engine().getClass().getSimpleName());
+            }
+            if (connection != null) {
+                TlsCloseStatus before = connection.concluded(e.status());
+                if (before != null) {
+                    mismatches.add("#" + connection.id + ": a second outcome " + e + " after " + before);
+                } else if (connection.complete()) {
+                    pending.remove(connection.id);
+                }
+            }
+            outcomesTotal.incrementAndGet();
+            checkDrained();
         }
 
         @Override
@@ -344,107 +449,142 @@ class SoakTest {
         }
     }
 
-    private ChannelFuture connect(EventLoopGroup group, Transport transport, SslProvider provider, String protocol,
-                                  SocketAddress address, Behaviour b, ChannelGroup channels) {
-        Wire wire = new Wire();
-        return new Bootstrap()
-                .group(group)
-                .channel(transport.channelClass())
-                .option(ChannelOption.ALLOW_HALF_CLOSURE, false)
-                .handler(new ChannelInitializer<>() {
-                    @Override
-                    protected void initChannel(Channel ch) {
-                        channels.add(ch);
-                        SslHandler ssl = Tls.clientContext(provider, protocol).newHandler(ch.alloc());
-                        ch.pipeline().addLast("wire", wire);
-                        ch.pipeline().addLast("ssl", ssl);
-                        if (b == Behaviour.LOCAL_CLEAN || b == Behaviour.PEER_CLEAN) {
-                            // Answers the server's close_notify on every engine (JDK TLS 1.3 does not by itself).
-                            // Not on the others: a FIN under it would log a warning each time.
-                            ch.pipeline().addLast("tls-close", new GracefulTlsCloseHandler());
-                        }
-                        ch.pipeline().addLast("client", new ClientApp(b, wire, ssl));
+    /** Handles one report of the client process (on its reader thread). */
+    private void onReport(String[] f) {
+        switch (f[0]) {
+            case SoakClient.SENT: {
+                Connection c = pending.get(Integer.parseInt(f[1]));
+                Behaviour b = Behaviour.of(f[2].charAt(0));
+                injected.get(b).incrementAndGet();
+                if (c == null) {
+                    mismatches.add("the client sent for an unknown connection #" + f[1]);
+                } else {
+                    c.sent();
+                    if (c.chosen != b) {
+                        mismatches.add("#" + f[1] + " sent " + b + ", chosen " + c.chosen);
                     }
-                })
-                .connect(address);
-    }
-
-    /** After a random dwell, announces its behaviour; then, once acknowledged, acts it out. */
-    private final class ClientApp extends ChannelInboundHandlerAdapter {
-        private final Behaviour behaviour;
-        private final Wire wire;
-        private final SslHandler ssl;
-
-        ClientApp(Behaviour behaviour, Wire wire, SslHandler ssl) {
-            this.behaviour = behaviour;
-            this.wire = wire;
-            this.ssl = ssl;
-        }
-
-        @Override
-        public void channelActive(ChannelHandlerContext ctx) {
-            ssl.handshakeFuture().addListener(f -> {
-                if (!f.isSuccess()) {
-                    connectFailures.incrementAndGet();
-                    ctx.close();
-                    return;
                 }
-                long dwell = ThreadLocalRandom.current().nextLong(Math.max(1, DWELL_MILLIS));
-                ctx.executor().schedule(() -> {
-                    injected.get(behaviour).incrementAndGet();
-                    if (behaviour == Behaviour.SILENT) {
-                        wire.deafThen(null);
+                break;
+            }
+            case SoakClient.FAILED:
+                connectFailures.incrementAndGet();
+                if (failures.size() < 20) {
+                    failures.add(String.join(" ", f));
+                }
+                break;
+            case SoakClient.CLOSED: {
+                int id = Integer.parseInt(f[1]);
+                Connection c = pending.get(id);
+                if (c == null) {
+                    mismatches.add("the client closed an unknown connection #" + id);
+                } else if (c.closed()) {
+                    pending.remove(id);
+                }
+                slots.release();
+                break;
+            }
+            default:
+                System.out.println("[soak client] " + String.join(" ", f));
+                break;
+        }
+    }
+
+    /**
+     * The {@link SoakClient} process: same java, same class path, paranoid leak detection. It exits when its input
+     * ends, so it does not outlive this JVM; {@link #close()} ends it in any case.
+     */
+    private final class ClientProcess implements AutoCloseable {
+        final Process process;
+        final Path log;
+        final CompletableFuture<String> ready = new CompletableFuture<>();
+        final CompletableFuture<Void> started = new CompletableFuture<>();
+        final CompletableFuture<Map<String, Long>> stats = new CompletableFuture<>();
+        private final Writer commands;
+
+        ClientProcess(Path ca, Path log) throws IOException {
+            this.log = log;
+            List<String> cmd = new ArrayList<>();
+            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            cmd.add("-Dio.netty.leakDetection.level=paranoid");
+            // Its garbage collections, next to its log, for diagnosis.
+            cmd.add("-Xlog:gc:file=" + log.resolveSibling("soak-client-gc.log") + ":uptime:filecount=0");
+            String records = System.getProperty("io.netty.leakDetection.targetRecords");
+            if (records != null) {
+                cmd.add("-Dio.netty.leakDetection.targetRecords=" + records);
+            }
+            if (Runtime.version().feature() >= 21) {
+                cmd.add("--enable-native-access=ALL-UNNAMED");
+            }
+            cmd.add("-cp");
+            cmd.add(System.getProperty("java.class.path"));
+            cmd.add(SoakClient.class.getName());
+            cmd.add(ca.toString());
+            cmd.add(Integer.toString(DWELL_MILLIS));
+            Files.createDirectories(log.getParent());
+            Files.writeString(log.resolveSibling("soak-client.cmd"), String.join(" ", cmd) + "\n");
+            process = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
+            commands = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
+            Thread reader = new Thread(this::readReports, "soak-client-reader");
+            reader.setDaemon(true);
+            reader.start();
+        }
+
+        private void readReports() {
+            try (BufferedReader r = new BufferedReader(
+                    new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    String[] f = line.split(" ", 4);
+                    switch (f[0]) {
+                        case SoakClient.READY:
+                            ready.complete(line);
+                            break;
+                        case SoakClient.STARTED:
+                            started.complete(null);
+                            break;
+                        case SoakClient.STATS:
+                            Map<String, Long> m = new HashMap<>();
+                            for (String kv : line.split(" ")) {
+                                int eq = kv.indexOf('=');
+                                if (eq > 0) {
+                                    m.put(kv.substring(0, eq), Long.parseLong(kv.substring(eq + 1)));
+                                }
+                            }
+                            stats.complete(m);
+                            break;
+                        case SoakClient.BYE:
+                            break;
+                        default:
+                            onReport(f);
+                            break;
                     }
-                    ctx.writeAndFlush(Unpooled.wrappedBuffer(new byte[] {(byte) behaviour.code}));
-                }, dwell, TimeUnit.MILLISECONDS);
-            });
-            ctx.fireChannelActive();
+                }
+            } catch (IOException | RuntimeException e) {
+                mismatches.add("reading the client process's reports: " + e);
+            }
+            IllegalStateException gone = new IllegalStateException("the client process ended its output early; see "
+                    + log);
+            ready.completeExceptionally(gone);
+            started.completeExceptionally(gone);
+            stats.completeExceptionally(gone);
+        }
+
+        void send(String line) throws IOException {
+            commands.write(line);
+            commands.write('\n');
+            commands.flush();
         }
 
         @Override
-        public void channelRead(ChannelHandlerContext ctx, Object msg) {
-            ReferenceCountUtil.release(msg);
-            switch (behaviour) {
-                case PEER_CLEAN:
-                    ctx.channel().close();
-                    break;
-                case FIN:
-                    wire.fin();
-                    break;
-                case FIN_IN_RECORD:
-                    wire.writeRaw(new byte[] {23, 3, 3, 0, 64, 1, 2, 3}).addListener(x -> wire.fin());
-                    break;
-                case RESET:
-                    wire.reset();
-                    break;
-                default:
-                    break;
+        public void close() throws InterruptedException {
+            try {
+                commands.close(); // end of input: the child exits
+            } catch (IOException e) {
+                // already gone
+            }
+            if (!process.waitFor(10, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(10, TimeUnit.SECONDS);
             }
         }
-
-        @Override
-        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-            if (evt instanceof TlsCloseEvent || evt instanceof io.netty.handler.ssl.SslCloseCompletionEvent) {
-                ctx.channel().close(); // whatever happened, this client is done
-            }
-            ctx.fireUserEventTriggered(evt);
-        }
-
-        @Override
-        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            ctx.close();
-        }
-    }
-
-    private static long usedHeap() {
-        return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
-    }
-
-    private static long maxFileDescriptors() {
-        java.lang.management.OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
-        if (os instanceof com.sun.management.UnixOperatingSystemMXBean) {
-            return ((com.sun.management.UnixOperatingSystemMXBean) os).getMaxFileDescriptorCount();
-        }
-        return Long.MAX_VALUE;
     }
 }
