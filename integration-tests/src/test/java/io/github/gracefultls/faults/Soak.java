@@ -74,11 +74,13 @@ final class Soak {
 
     /**
      * A 10 ms task on every event loop of some groups, recording how late it runs. The first {@link #WARMUP_NANOS}
-     * (class loading, JIT, first handshakes) are also kept apart: the delay after the warm-up counts only the time
+     * (class loading, JIT, first handshakes; 3 s, or the load's ramp if longer) are also kept apart: the delay after the warm-up counts only the time
      * a task waited after it.
      */
     static final class LoopProbe {
-        static final long WARMUP_NANOS = TimeUnit.SECONDS.toNanos(3);
+        /** The load's ramp ({@code soak.rampSeconds}, default 0), also warm-up for the probe. */
+        static final int RAMP_SECONDS = Integer.getInteger("soak.rampSeconds", 0);
+        static final long WARMUP_NANOS = TimeUnit.SECONDS.toNanos(Math.max(3, RAMP_SECONDS));
         private static final long PERIOD_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 
         private final AtomicLong maxDelayNanos = new AtomicLong();

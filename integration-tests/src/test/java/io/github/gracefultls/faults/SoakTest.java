@@ -79,6 +79,11 @@ class SoakTest {
     static final int RATE = Integer.getInteger("soak.rate", 200);
     /** Longest random time a connection stays open before its behaviour. */
     static final int DWELL_MILLIS = Integer.getInteger("soak.dwellMillis", 1500);
+    /**
+     * Seconds over which the rate of new connections rises from a tenth of {@code soak.rate} to all of it; the
+     * event loop probes count them as warm-up (JIT compilation competes with the handshakes for the 2 cores).
+     */
+    static final int RAMP_SECONDS = Soak.LoopProbe.RAMP_SECONDS;
     static final Duration DEADLINE = Duration.ofSeconds(2);
     /** Longest tolerated delay of a probe task on an event loop. */
     static final long BLOCKED_MILLIS = 1000;
@@ -106,6 +111,16 @@ class SoakTest {
     private volatile CompletableFuture<Void> drained;
 
     /** One connection as this JVM knows it: the behaviour it chose, and what each side reported. */
+    /** The pacing interval at {@code elapsed} into the run: longer during the ramp, down to a tenth of the rate. */
+    static long rampedInterval(long interval, long elapsedNanos) {
+        long ramp = TimeUnit.SECONDS.toNanos(RAMP_SECONDS);
+        if (elapsedNanos >= ramp) {
+            return interval;
+        }
+        double share = Math.max(0.1, elapsedNanos / (double) ramp);
+        return (long) (interval / share);
+    }
+
     private static final class Connection {
         final int id;
         final Behaviour chosen;
@@ -205,7 +220,7 @@ class SoakTest {
                 if (wait > 0) {
                     LockSupport.parkNanos(wait); // pacing new connections, not an outcome
                 }
-                next += interval;
+                next += rampedInterval(interval, System.nanoTime() - start);
                 if (!slots.tryAcquire(100, TimeUnit.MILLISECONDS)) {
                     continue;
                 }
@@ -304,9 +319,10 @@ class SoakTest {
                           long serverOpen, int leaks, long heapBefore, long heapAfter, Map<String, Long> child) {
         StringBuilder r = new StringBuilder();
         r.append("# Soak report\n\n");
-        r.append(String.format("- %,d TLS connections in %.1f s, at most %,d concurrent (peak %,d), %d new/s (NIO, "
+        r.append(String.format("- %,d TLS connections in %.1f s, at most %,d concurrent (peak %,d), %d new/s%s (NIO, "
                 + "JDK/OPENSSL x TLSv1.2/1.3, deadlines %d ms)%n", connections, elapsedMs / 1000.0, CONCURRENCY,
-                child.get("peak"), RATE, DEADLINE.toMillis()));
+                child.get("peak"), RATE, RAMP_SECONDS > 0 ? " after a " + RAMP_SECONDS + " s ramp from " + RATE / 10
+                        : "", DEADLINE.toMillis()));
         r.append(String.format("- two JVMs: servers in the test JVM (peak %,d server channels, %,d open files at most; "
                 + "ulimit -n %,d), clients in a child JVM, pid %d (%,d open files at most; ulimit -n %,d)%n",
                 serverPeak.get(), peakOpenFiles, maxFds, childPid, child.get("peakOpenFiles"),
@@ -506,6 +522,7 @@ class SoakTest {
             List<String> cmd = new ArrayList<>();
             cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             cmd.add("-Dio.netty.leakDetection.level=paranoid");
+            cmd.add("-Dsoak.rampSeconds=" + RAMP_SECONDS);
             // Its garbage collections, next to its log, for diagnosis.
             cmd.add("-Xlog:gc:file=" + log.resolveSibling("soak-client-gc.log") + ":uptime:filecount=0");
             String records = System.getProperty("io.netty.leakDetection.targetRecords");
