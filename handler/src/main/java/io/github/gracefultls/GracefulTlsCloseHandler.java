@@ -11,6 +11,7 @@ import io.netty.channel.ChannelPromise;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.ChannelOutputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.codec.ByteToMessageDecoder;
 import io.netty.handler.codec.DecoderException;
 import io.netty.handler.ssl.SslClosedEngineException;
 import io.netty.handler.ssl.SslCloseCompletionEvent;
@@ -143,7 +144,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     private ChannelHandlerContext ctx;
     private SslHandler sslHandler;
     private ChannelHandlerContext sslCtx;
-    private TransportObserver observer;
+    /** What counts the bytes of a record cut by the end of the input, when the SslHandler's buffer cannot. */
+    private InputEndWatcher observer;
     /** Allocated when a closure begins; idle channels have none. */
     private Closure closure;
     /** The peer's close_notify has arrived, as verified by checkPeerCloseNotify(). */
@@ -294,33 +296,43 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         this.ctx = ctx;
         this.sslCtx = sslCtx;
         this.sslHandler = (SslHandler) sslCtx.handler();
-        observer = newObserver(ctx, sslHandler);
-        if (observer != null) {
-            ctx.pipeline().addBefore(sslCtx.name(), null, observer);
+        observer = newWatcher(ctx, sslHandler);
+        if (observer instanceof ChannelHandler) {
+            ctx.pipeline().addBefore(sslCtx.name(), null, (ChannelHandler) observer);
         }
     }
 
     /**
-     * Returns what watches the transport below the SslHandler, or null when nothing needs to. To say whether a
-     * truncation cut a record, the bytes of an incomplete record are counted when the input ends, before the
-     * SslHandler releases its buffer. With an engine the SslHandler feeds whole records (the JDK's), they are in
-     * that buffer: when the channel goes inactive the SslHandler's close event comes first, so only a FIN under
-     * ALLOW_HALF_CLOSURE needs an observer, which stays off the read path. OpenSSL (and Conscrypt) take partial
-     * records into their own buffers, so the framing is followed from the first handshake record on (as it is when
-     * that buffer cannot be read: on the module path, Netty 4.2's codec module is not open). Added later, the
-     * framing cannot be known, and nor can the answer.
+     * Returns what counts the bytes of a record cut by the end of the input, or null when the SslHandler's buffer
+     * will tell. With an engine the SslHandler feeds whole records (the JDK's), an incomplete record stays in that
+     * buffer, and when the channel goes inactive the SslHandler's close event reaches this handler before the buffer
+     * is released: nothing is needed. A FIN under ALLOW_HALF_CLOSURE reaches this handler only after the release,
+     * and OpenSSL (and Conscrypt) take partial records into their own buffers: there the record framing is followed,
+     * from the first handshake record on, by a {@link RecordFraming} set in front of the SslHandler's cumulator, which
+     * adds nothing to the pipeline. Where the cumulator or the buffer cannot be read (the module path on Netty 4.2),
+     * or the framing cannot be known (a handler added later) and the buffer can tell, a {@link TransportObserver}
+     * before the SslHandler does the work.
      */
-    private TransportObserver newObserver(ChannelHandlerContext ctx, SslHandler ssl) {
-        if (buffersPartialRecords(ssl.engine()) || !SslHandlerAccess.isAvailable()) {
-            // Aligned if nothing of the stream can have been missed. When the buffer cannot be read (-1), a handler
-            // added before the handshake completed is taken to be added in initChannel, before the first read.
-            boolean aligned = !ssl.handshakeFuture().isDone() && SslHandlerAccess.undecodedBytes(ssl) <= 0;
-            return new TransportObserver.RecordFraming(this, aligned);
+    private InputEndWatcher newWatcher(ChannelHandlerContext ctx, SslHandler ssl) {
+        boolean enginePartial = buffersPartialRecords(ssl.engine());
+        boolean halfClosure = Boolean.TRUE.equals(ctx.channel().config().getOption(ChannelOption.ALLOW_HALF_CLOSURE));
+        boolean bufferReadable = SslHandlerAccess.isAvailable();
+        if (!enginePartial && !halfClosure && bufferReadable) {
+            return null;
         }
-        if (Boolean.TRUE.equals(ctx.channel().config().getOption(ChannelOption.ALLOW_HALF_CLOSURE))) {
-            return new TransportObserver(this);
+        // Aligned if nothing of the stream can have been missed. When the buffer cannot be read (-1), a handler
+        // added before the handshake completed is taken to be added in initChannel, before the first read.
+        boolean aligned = !ssl.handshakeFuture().isDone() && SslHandlerAccess.undecodedBytes(ssl) <= 0;
+        ByteToMessageDecoder.Cumulator cumulator = SslHandlerAccess.cumulator(ssl);
+        if (cumulator != null && (aligned || enginePartial)) {
+            RecordFraming framing = new RecordFraming(cumulator, aligned);
+            ssl.setCumulator(framing);
+            return framing;
         }
-        return null;
+        if (enginePartial || !bufferReadable) {
+            return new TransportObserver.Following(this, aligned);
+        }
+        return new TransportObserver(this); // the JDK's buffer, read before the SslHandler hears of the FIN
     }
 
     /** Whether the SslHandler hands this engine partial records, as it does for the engines Netty runs natively. */
@@ -357,7 +369,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         Closure c = closure;
         if (ctx.channel().isRegistered()) {
             // Not while the pipeline is being torn down after the channel closed: it removes them itself.
-            removeQuietly(observer);
+            detachObserver();
             if (c != null && c.guard != null) {
                 removeQuietly(c.guard);
             }
@@ -453,6 +465,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                 }
             }
         } else if (evt instanceof ChannelInputShutdownEvent) {
+            if (observer instanceof RecordFraming) {
+                // The framing it followed still holds; the SslHandler's buffer (what anything else would read) is
+                // released by now, and a TransportObserver has counted before the SslHandler released it.
+                transportInputEnding();
+            }
             if (handshakeSucceeded()) {
                 onTransportEnded(null, "the peer shut down its output (FIN)");
             }
@@ -571,7 +588,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     void transportInputEnding() {
         if (undecodedAtInputEnd == UNKNOWN && sslHandler != null) {
-            TransportObserver o = observer;
+            InputEndWatcher o = observer;
             undecodedAtInputEnd = o != null ? o.partialRecordBytes(sslHandler)
                     : SslHandlerAccess.undecodedBytes(sslHandler);
         }
@@ -892,7 +909,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (sslHandlerRemoved() && !c.localStarted && ctx.channel().isActive()) {
             // The application removed the SslHandler outside any closure: it wants the transport as it is.
             c.finished = true;
-            removeQuietly(observer);
+            detachObserver();
             removeQuietly(this);
             return;
         }
@@ -985,7 +1002,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (c.guard != null) {
             removeQuietly(c.guard);
         }
-        removeQuietly(observer);
+        detachObserver();
         removeQuietly(this);
         if (withSslHandler) {
             removeSslHandler();
@@ -1126,6 +1143,17 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         Promise<TlsCloseEvent> p = outcome;
         if (p != null) {
             p.tryFailure(cause);
+        }
+    }
+
+    private void detachObserver() {
+        InputEndWatcher o = observer;
+        if (o != null) {
+            try {
+                o.detach(ctx.pipeline(), sslHandler);
+            } catch (RuntimeException e) {
+                logger.debug("{} could not detach {}", ctx.channel(), o, e);
+            }
         }
     }
 

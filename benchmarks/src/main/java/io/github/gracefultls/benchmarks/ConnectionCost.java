@@ -27,11 +27,11 @@ import java.util.function.Supplier;
  *
  * <ol>
  *   <li>JOL: the shallow size of each object the handler adds to a connection, and the sum for each layout. With a
- *       JDK engine the handler adds itself and its pipeline context; with {@code ALLOW_HALF_CLOSURE} also a transport
- *       observer (off the read path) and its context; with OpenSSL, which keeps partial records in its own buffer,
- *       an observer that follows the record framing, and its context. Observer names are generated once per class
- *       and shared; "tls-close" is a literal. Also, for reference, the objects a closure allocates and an
- *       {@code SslHandler}.</li>
+ *       JDK engine the handler adds itself and its pipeline context. With OpenSSL, which keeps partial records in
+ *       its own buffer, or with {@code ALLOW_HALF_CLOSURE}, also a {@code RecordFraming} set in front of the
+ *       {@code SslHandler}'s cumulator (no pipeline context). Where that cumulator cannot be read (the module path on
+ *       Netty 4.2), a transport observer and its context instead. Also, for reference, the objects a closure
+ *       allocates and an {@code SslHandler}.</li>
  *   <li>Heap: {@code --connections} (default 10,000) idle TLS connections without the handler; then the handler is
  *       added to each; then replaced by one made by the builder. The difference of the used heap after a full GC,
  *       divided by the number of connections, is what the handler retains per connection. The clients are set up
@@ -58,10 +58,10 @@ public final class ConnectionCost {
             Map<String, Long> layouts = new LinkedHashMap<>();
             layouts.put("the handler object alone", handler);
             layouts.put("JDK engine: handler + its context", handler + context);
-            layouts.put("JDK engine, ALLOW_HALF_CLOSURE: + observer + its context",
+            layouts.put("OpenSSL engine, or ALLOW_HALF_CLOSURE: + RecordFraming (cumulator)",
+                    handler + context + shallow.get("RecordFraming"));
+            layouts.put("fallback where the cumulator is unreadable: + observer + its context",
                     handler + context + shallow.get("TransportObserver") + context);
-            layouts.put("OpenSSL engine: + framing observer + its context",
-                    handler + context + shallow.get("TransportObserver$RecordFraming") + context);
             return layouts;
         }
     }
@@ -197,8 +197,7 @@ public final class ConnectionCost {
         Map<String, Long> sizes = new LinkedHashMap<>();
         sizes.put("GracefulTlsCloseHandler", size(GracefulTlsCloseHandler.class));
         sizes.put("TransportObserver", size(Class.forName("io.github.gracefultls.TransportObserver")));
-        sizes.put("TransportObserver$RecordFraming",
-                size(Class.forName("io.github.gracefultls.TransportObserver$RecordFraming")));
+        sizes.put("RecordFraming", size(Class.forName("io.github.gracefultls.RecordFraming")));
         sizes.put("DefaultChannelHandlerContext", size(Class.forName("io.netty.channel.DefaultChannelHandlerContext")));
         sizes.put("GracefulTlsCloseHandler$Settings (builder)",
                 size(Class.forName("io.github.gracefultls.GracefulTlsCloseHandler$Settings")));

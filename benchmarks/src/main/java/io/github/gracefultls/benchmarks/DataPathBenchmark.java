@@ -26,10 +26,10 @@ import java.util.concurrent.TimeUnit;
 /**
  * Data-path overhead: one message of {@code size} bytes per operation, written by the client, encrypted by its
  * {@code SslHandler}, moved to the server, decrypted and delivered to the end of its pipeline. With
- * {@code withHandler} both pipelines also have a {@link GracefulTlsCloseHandler}; with OpenSSL that includes the
- * observer that follows the record framing before the server's {@code SslHandler}, the only part of the handler on
- * the read path (with the JDK engine nothing is). Without, they are {@code SslHandler} alone. The figure is the
- * throughput ratio with/without, in the same run.
+ * {@code withHandler} both pipelines also have a {@link GracefulTlsCloseHandler}, which overrides no read, write or
+ * flush method; with OpenSSL it also sets a record-framing step in front of the {@code SslHandler}'s cumulator, the
+ * only part of it that sees data. Without, they are {@code SslHandler} alone. The figure is the throughput ratio
+ * with/without, in the same run; {@link DataPathPaired} measures the same ratio in alternating pairs.
  *
  * <pre>
  * java -jar benchmarks/target/benchmarks.jar DataPathBenchmark
@@ -57,8 +57,8 @@ public class DataPathBenchmark {
 
     /**
      * A control, off by default: {@code hop} adds to both pipelines an empty handler that overrides
-     * {@code channelRead} before the {@code SslHandler}, where the handler's record-framing observer is placed, to tell
-     * the cost of one more pipeline context on the read path from the observer's own work
+     * {@code channelRead} before the {@code SslHandler}, to show what one more pipeline context on the read path
+     * costs
      * ({@code -p withHandler=false -p control=hop}).
      */
     @Param({"none"})
