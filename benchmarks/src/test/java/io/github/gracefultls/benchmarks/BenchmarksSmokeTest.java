@@ -4,6 +4,7 @@ import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.openjdk.jmh.profile.GCProfiler;
 import org.openjdk.jmh.results.Result;
@@ -37,6 +38,18 @@ class BenchmarksSmokeTest {
         for (RunResult r : results) {
             assertThat(r.getPrimaryResult().getScore()).as(label(r)).isPositive().isFinite();
         }
+    }
+
+    @ParameterizedTest(name = "{0} control={1}")
+    @CsvSource({"JDK, false", "OPENSSL, false", "OPENSSL, true"})
+    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    void dataPathPairedRuns(SslProvider provider, boolean hop) {
+        DataPathPaired.Result r = DataPathPaired.run(provider, TlsContexts.TLS_1_3, 64, 1, 20, hop);
+        DataPathPaired.print(r);
+        assertThat(r.ratio().n()).isPositive();
+        assertThat(r.ratio().median()).isPositive().isFinite();
+        assertThat(r.with().median()).isPositive().isFinite();
+        assertThat(r.without().median()).isPositive().isFinite();
     }
 
     @Test
