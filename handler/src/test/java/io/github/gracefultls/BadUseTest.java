@@ -12,12 +12,11 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipelineException;
-import io.netty.channel.DefaultEventLoopGroup;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.embedded.EmbeddedChannel;
-import io.netty.channel.local.LocalAddress;
-import io.netty.channel.local.LocalChannel;
-import io.netty.channel.local.LocalServerChannel;
+import io.netty.channel.nio.NioEventLoopGroup;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.ssl.SslClosedEngineException;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
@@ -30,6 +29,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
+import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -37,7 +37,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -52,14 +51,13 @@ class BadUseTest {
 
     private static final String COMBOS = "io.github.gracefultls.testing.Tls#providersAndProtocols";
     private static final long AWAIT_SECONDS = 10;
-    private static final AtomicInteger ADDRESSES = new AtomicInteger();
 
     private static EventLoopGroup group;
 
     @BeforeAll
-    @SuppressWarnings("deprecation") // DefaultEventLoopGroup serves LocalChannel on Netty 4.1 and 4.2
+    @SuppressWarnings("deprecation") // NioEventLoopGroup serves NIO sockets on Netty 4.1 and 4.2
     static void startEventLoops() {
-        group = new DefaultEventLoopGroup(2);
+        group = new NioEventLoopGroup(2);
     }
 
     @AfterAll
@@ -349,13 +347,13 @@ class BadUseTest {
     }
 
     // ------------------------------------------------------------------------------------------------------------
-    // Threads (real event loops: LocalChannel)
+    // Threads (real event loops: loopback sockets)
     // ------------------------------------------------------------------------------------------------------------
 
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void closeAndByeFromEightThreadsAtOnce(SslProvider provider, String protocol) throws Exception {
-        try (LocalPair pair = LocalPair.connect(provider, protocol)) {
+        try (SocketPair pair = SocketPair.connect(provider, protocol)) {
             Channel channel = pair.client;
             GracefulTlsCloseHandler handler = pair.clientHandler;
             int threads = 8;
@@ -403,14 +401,15 @@ class BadUseTest {
             pair.clientRecorder.awaitInactive(java.time.Duration.ofSeconds(AWAIT_SECONDS));
             assertThat(pair.clientRecorder.eventsOfType(TlsCloseEvent.class)).containsExactly(event);
             assertThat(event.initiator()).isEqualTo(TlsCloseInitiator.LOCAL);
-            assertThat(event.status()).isEqualTo(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
+            assertThat(event.status()).as("%s, cause %s", event, event.cause())
+                    .isEqualTo(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
         }
     }
 
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void byeFromAnotherThreadWorks(SslProvider provider, String protocol) throws Exception {
-        try (LocalPair pair = LocalPair.connect(provider, protocol)) {
+        try (SocketPair pair = SocketPair.connect(provider, protocol)) {
             assertThat(pair.client.eventLoop().inEventLoop()).isFalse();
 
             Future<TlsCloseEvent> bye = pair.clientHandler.bye(TlsCloseMode.SHUT_RDWR);
@@ -638,15 +637,20 @@ class BadUseTest {
         return events.get(0);
     }
 
-    /** A TLS client and server over {@link LocalChannel}, on real event loops, both with our handler. */
-    private static final class LocalPair implements AutoCloseable {
+    /**
+     * A TLS client and server over NIO loopback sockets, on real event loops, both with our handler. Not
+     * {@code LocalChannel}: on Netty 4.2.18 it can drop what the peer wrote just before it closed (its finish-read
+     * task reschedules itself behind the peer's close task when it was submitted during a write of ours), which here
+     * lost the server's {@code close_notify} about once in a few thousand closures under load.
+     */
+    private static final class SocketPair implements AutoCloseable {
         final Channel server;
         final Channel client;
         final Channel acceptor;
         final GracefulTlsCloseHandler clientHandler;
         final RecordingHandler clientRecorder;
 
-        private LocalPair(Channel acceptor, Channel server, Channel client, GracefulTlsCloseHandler clientHandler,
+        private SocketPair(Channel acceptor, Channel server, Channel client, GracefulTlsCloseHandler clientHandler,
                           RecordingHandler clientRecorder) {
             this.acceptor = acceptor;
             this.server = server;
@@ -655,12 +659,11 @@ class BadUseTest {
             this.clientRecorder = clientRecorder;
         }
 
-        static LocalPair connect(SslProvider provider, String protocol) throws Exception {
-            LocalAddress address = new LocalAddress("bad-use-" + ADDRESSES.incrementAndGet());
+        static SocketPair connect(SslProvider provider, String protocol) throws Exception {
             CompletableFuture<Channel> accepted = new CompletableFuture<>();
             Channel acceptor = new ServerBootstrap()
                     .group(group)
-                    .channel(LocalServerChannel.class)
+                    .channel(NioServerSocketChannel.class)
                     .childHandler(new ChannelInitializer<Channel>() {
                         @Override
                         protected void initChannel(Channel ch) {
@@ -670,14 +673,14 @@ class BadUseTest {
                             accepted.complete(ch);
                         }
                     })
-                    .bind(address).sync().channel();
+                    .bind(InetAddress.getLoopbackAddress(), 0).sync().channel();
             GracefulTlsCloseHandler clientHandler = new GracefulTlsCloseHandler();
             RecordingHandler clientRecorder = new RecordingHandler();
             Channel client;
             try {
                 client = new Bootstrap()
                         .group(group)
-                        .channel(LocalChannel.class)
+                        .channel(NioSocketChannel.class)
                         .handler(new ChannelInitializer<Channel>() {
                             @Override
                             protected void initChannel(Channel ch) {
@@ -687,13 +690,13 @@ class BadUseTest {
                                 ch.pipeline().addLast("app", clientRecorder);
                             }
                         })
-                        .connect(address).sync().channel();
+                        .connect(acceptor.localAddress()).sync().channel();
             } catch (Exception e) {
                 acceptor.close().await(AWAIT_SECONDS, TimeUnit.SECONDS);
                 throw e;
             }
             Channel server = accepted.get(AWAIT_SECONDS, TimeUnit.SECONDS);
-            LocalPair pair = new LocalPair(acceptor, server, client, clientHandler, clientRecorder);
+            SocketPair pair = new SocketPair(acceptor, server, client, clientHandler, clientRecorder);
             try {
                 SslHandler clientSsl = client.pipeline().get(SslHandler.class);
                 assertThat(clientSsl.handshakeFuture().await(AWAIT_SECONDS, TimeUnit.SECONDS)).isTrue();
