@@ -30,8 +30,12 @@ import java.util.concurrent.TimeUnit;
  *
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.github.gracefultls.benchmarks.BulkTransfer \
- *     [--bytes 1g] [--runs 11] [--provider OPENSSL,JDK] [--protocol TLSv1.3] [--control hop] [--quick]
+ *     [--bytes 1g] [--runs 11] [--provider OPENSSL,JDK] [--protocol TLSv1.3] [--control hop] [--pin] [--quick]
  * </pre>
+ *
+ * <p>With {@code --pin}, the client's event loop runs on CPU 0 and the server's on CPU 1 ({@code taskset}): on a
+ * two-core machine the scheduler otherwise moves them between the cores run by run, which makes the throughput
+ * bimodal.
  */
 public final class BulkTransfer {
 
@@ -63,6 +67,8 @@ public final class BulkTransfer {
      * the {@code SslHandler} instead of the handler: the cost of one more context on the read path, as a control.
      */
     private static boolean hopInstead;
+    /** With {@code --pin}: each side's event loop on a CPU of its own. */
+    private static boolean pin;
 
     private BulkTransfer() {
     }
@@ -76,13 +82,14 @@ public final class BulkTransfer {
     }
 
     public static void main(String[] argv) throws Exception {
-        Args args = new Args(argv, "quick");
+        Args args = new Args(argv, "quick", "pin");
         boolean quick = args.flag("quick");
         long bytes = Net.bytes(args.string("bytes", quick ? "32m" : "1g"));
         int runs = args.integer("runs", quick ? 1 : 11);
         String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
         System.out.println("# BulkTransfer: " + Env.describe());
         hopInstead = "hop".equals(args.string("control", "none"));
+        pin = args.flag("pin");
         if (hopInstead) {
             System.out.println("# control: \"with handler\" is an empty channelRead handler before the SslHandler");
         }
@@ -113,7 +120,7 @@ public final class BulkTransfer {
     }
 
     static Result run(SslProvider provider, String protocol, long bytes, int runs, boolean warmUp)
-            throws InterruptedException {
+            throws Exception {
         EventLoopGroup boss = Net.group("bulk-boss");
         EventLoopGroup serverLoop = Net.group("bulk-server");
         EventLoopGroup clientLoop = Net.group("bulk-client");
@@ -121,6 +128,9 @@ public final class BulkTransfer {
         ThreadLocalRandom.current().nextBytes(random);
         ByteBuf payload = ByteBufAllocator.DEFAULT.directBuffer(CHUNK).writeBytes(random);
         try {
+            if (pin) {
+                System.out.println("# pinned: client " + Net.pin(clientLoop, 0) + ", server " + Net.pin(serverLoop, 1));
+            }
             Channel withServer = Net.server(boss, serverLoop, ch -> serverPipeline(ch, provider, protocol, true));
             Channel withoutServer = Net.server(boss, serverLoop,
                     ch -> serverPipeline(ch, provider, protocol, false));

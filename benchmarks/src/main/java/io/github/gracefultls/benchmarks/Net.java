@@ -18,6 +18,10 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.util.concurrent.DefaultThreadFactory;
 
 import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -33,6 +37,24 @@ final class Net {
     static EventLoopGroup group(String name) {
         Epoll.ensureAvailability();
         return new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory(name, true), EpollIoHandler.newFactory());
+    }
+
+    /**
+     * Pins the one thread of {@code group} to {@code cpu} with {@code taskset} (Linux): the thread finds its own id
+     * in {@code /proc/thread-self}. Returns what was done, for the harness's output.
+     */
+    static String pin(EventLoopGroup group, int cpu) throws Exception {
+        String tid = group.submit(() -> {
+            Path self = Files.readSymbolicLink(Paths.get("/proc/thread-self")); // "<pid>/task/<tid>"
+            return self.getFileName().toString();
+        }).get(10, TimeUnit.SECONDS);
+        Process p = new ProcessBuilder("taskset", "-pc", Integer.toString(cpu), tid)
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        if (!p.waitFor(10, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new IllegalStateException("taskset -pc " + cpu + " " + tid + " failed: " + out);
+        }
+        return "thread " + tid + " -> cpu " + cpu;
     }
 
     /** Starts a server on an ephemeral loopback port; the initializer builds each accepted channel's pipeline. */

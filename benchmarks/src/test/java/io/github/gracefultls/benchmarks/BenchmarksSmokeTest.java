@@ -1,5 +1,6 @@
 package io.github.gracefultls.benchmarks;
 
+import io.netty.channel.EventLoopGroup;
 import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -17,6 +18,7 @@ import org.openjdk.jmh.runner.options.TimeValue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -73,6 +75,22 @@ class BenchmarksSmokeTest {
         assertThat(r.withHandler()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
         assertThat(r.without()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
         assertThat(r.ratio()).isPositive().isFinite();
+    }
+
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void pinMovesAnEventLoopThreadToTheGivenCpu() throws Exception {
+        EventLoopGroup group = Net.group("smoke-pin");
+        try {
+            assertThat(Net.pin(group, 0)).endsWith("-> cpu 0");
+            // The kernel's view of the thread, read by the thread itself: only CPU 0 is allowed.
+            String allowed = group.submit(() -> Files.readAllLines(Paths.get("/proc/thread-self/status")).stream()
+                    .filter(l -> l.startsWith("Cpus_allowed_list:")).findFirst().orElseThrow())
+                    .get(10, TimeUnit.SECONDS);
+            assertThat(allowed.split(":")[1].trim()).isEqualTo("0");
+        } finally {
+            Net.shutdown(group);
+        }
     }
 
     @Test
