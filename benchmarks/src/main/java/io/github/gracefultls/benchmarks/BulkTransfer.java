@@ -16,6 +16,8 @@ import io.netty.util.AttributeKey;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.Promise;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -30,7 +32,8 @@ import java.util.concurrent.TimeUnit;
  *
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.github.gracefultls.benchmarks.BulkTransfer \
- *     [--bytes 1g] [--runs 11] [--provider OPENSSL,JDK] [--protocol TLSv1.3] [--control hop] [--pin] [--quick]
+ *     [--bytes 1g] [--runs 11] [--provider OPENSSL,JDK] [--protocol TLSv1.3] [--control hop|same] [--pin]
+ *     [--no-half-closure] [--quick]
  * </pre>
  *
  * <p>With {@code --pin}, the client's event loop runs on CPU 0 and the server's on CPU 1 ({@code taskset}): on a
@@ -45,10 +48,19 @@ public final class BulkTransfer {
     private static final AttributeKey<long[]> RECEIVED = AttributeKey.valueOf("bulk-received");
     private static final AttributeKey<String> ACCEPTED = AttributeKey.valueOf("bulk-accepted");
 
-    /** Throughputs in MiB/s of one provider. */
-    record Result(String provider, String protocol, long bytes, List<Double> withHandler, List<Double> without) {
+    /**
+     * Throughputs in MiB/s of one provider, and the CPU time both event loop threads spent per MiB (user and system,
+     * from the handshake's end to the server's last read), in microseconds.
+     */
+    record Result(String provider, String protocol, long bytes, List<Double> withHandler, List<Double> without,
+                  List<Double> cpuWith, List<Double> cpuWithout) {
         double ratio() {
             return Stats.of(withHandler).median() / Stats.of(without).median();
+        }
+
+        /** CPU time per MiB with/without, as a ratio of the medians: above 1 when the handler costs CPU. */
+        double cpuRatio() {
+            return Stats.of(cpuWith).median() / Stats.of(cpuWithout).median();
         }
 
         /** Median of the ratios of the runs paired in the order they ran. */
@@ -65,33 +77,45 @@ public final class BulkTransfer {
     /**
      * With {@code --control hop}, the runs "with handler" get an empty handler overriding {@code channelRead} before
      * the {@code SslHandler} instead of the handler: the cost of one more context on the read path, as a control.
+     * With {@code --control same}, they get nothing: both sides of the comparison run the same pipeline, so the
+     * ratio shows what the harness itself reads as a difference (an A/A test).
      */
-    private static boolean hopInstead;
+    private static String control = "none";
     /** With {@code --pin}: each side's event loop on a CPU of its own. */
     private static boolean pin;
+    /** Off with {@code --no-half-closure}: then the JDK engine's handler follows no record framing. */
+    private static boolean halfClosure = true;
 
     private BulkTransfer() {
     }
 
     private static void addHandler(SocketChannel ch) {
-        if (hopInstead) {
+        if ("hop".equals(control)) {
             ch.pipeline().addBefore("ssl", "hop", new DataPathBenchmark.Hop());
-        } else {
+        } else if (!"same".equals(control)) {
             ch.pipeline().addLast("tls-close", new GracefulTlsCloseHandler());
         }
     }
 
     public static void main(String[] argv) throws Exception {
-        Args args = new Args(argv, "quick", "pin");
+        Args args = new Args(argv, "quick", "pin", "no-half-closure");
         boolean quick = args.flag("quick");
         long bytes = Net.bytes(args.string("bytes", quick ? "32m" : "1g"));
         int runs = args.integer("runs", quick ? 1 : 11);
         String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
         System.out.println("# BulkTransfer: " + Env.describe());
-        hopInstead = "hop".equals(args.string("control", "none"));
+        control = args.string("control", "none");
         pin = args.flag("pin");
-        if (hopInstead) {
+        halfClosure = !args.flag("no-half-closure");
+        if ("hop".equals(control)) {
             System.out.println("# control: \"with handler\" is an empty channelRead handler before the SslHandler");
+        } else if ("same".equals(control)) {
+            System.out.println("# control: \"with handler\" is the same pipeline as \"without\" (A/A)");
+        } else if (!"none".equals(control)) {
+            throw new IllegalArgumentException("--control: " + control + " (expected: none, hop or same)");
+        }
+        if (!halfClosure) {
+            System.out.println("# ALLOW_HALF_CLOSURE off on both sides");
         }
         for (String p : args.list("provider", quick ? "OPENSSL" : "OPENSSL,JDK")) {
             Result r = run(TlsContexts.provider(p), protocol, bytes, runs, !quick);
@@ -109,6 +133,10 @@ public final class BulkTransfer {
         System.out.println("  without handler: " + without.format("%.1f") + "  runs " + format(r.without()));
         System.out.printf(Locale.ROOT, "  ratio with/without: %.4f (of the medians), %.4f (median of paired runs)%n",
                 r.ratio(), r.pairedRatio());
+        System.out.println("  event loop CPU, us per MiB, with:    " + Stats.of(r.cpuWith()).format("%.1f"));
+        System.out.println("  event loop CPU, us per MiB, without: " + Stats.of(r.cpuWithout()).format("%.1f"));
+        System.out.printf(Locale.ROOT, "  CPU per MiB with/without: %.4f (of the medians); throughput bound by it: %.4f%n",
+                r.cpuRatio(), 1 / r.cpuRatio());
     }
 
     private static String format(List<Double> values) {
@@ -128,6 +156,7 @@ public final class BulkTransfer {
         ThreadLocalRandom.current().nextBytes(random);
         ByteBuf payload = ByteBufAllocator.DEFAULT.directBuffer(CHUNK).writeBytes(random);
         try {
+            loopThreads = new long[] {threadId(clientLoop), threadId(serverLoop)};
             if (pin) {
                 System.out.println("# pinned: client " + Net.pin(clientLoop, 0) + ", server " + Net.pin(serverLoop, 1));
             }
@@ -141,20 +170,22 @@ public final class BulkTransfer {
             }
             List<Double> with = new ArrayList<>();
             List<Double> without = new ArrayList<>();
+            List<Double> cpuWith = new ArrayList<>();
+            List<Double> cpuWithout = new ArrayList<>();
             for (int i = 0; i < runs; i++) {
                 // ABBA: without, with, with, without, without, with, ...
                 boolean withFirst = (i % 2) == 1;
                 for (int k = 0; k < 2; k++) {
                     boolean withHandler = withFirst == (k == 0);
                     Channel server = withHandler ? withServer : withoutServer;
-                    double mibPerSecond = transfer(clientLoop, server, provider, protocol, payload, bytes,
-                            withHandler);
-                    (withHandler ? with : without).add(mibPerSecond);
+                    double[] run = transfer(clientLoop, server, provider, protocol, payload, bytes, withHandler);
+                    (withHandler ? with : without).add(run[0]);
+                    (withHandler ? cpuWith : cpuWithout).add(run[1]);
                 }
             }
             withServer.close().syncUninterruptibly();
             withoutServer.close().syncUninterruptibly();
-            return new Result(provider.name(), protocol, bytes, with, without);
+            return new Result(provider.name(), protocol, bytes, with, without, cpuWith, cpuWithout);
         } finally {
             payload.release();
             Net.shutdown(clientLoop, serverLoop, boss);
@@ -163,6 +194,7 @@ public final class BulkTransfer {
 
     private static void serverPipeline(SocketChannel ch, SslProvider provider, String protocol,
                                        boolean withHandler) {
+        ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, halfClosure);
         ch.pipeline().addLast("ssl", TlsContexts.server(provider, protocol).newHandler(ch.alloc()));
         if (withHandler) {
             addHandler(ch);
@@ -207,15 +239,31 @@ public final class BulkTransfer {
         ch.pipeline().addLast("quiet", Net.Quiet.INSTANCE);
     }
 
-    /** One transfer; returns its throughput in MiB/s, from the first write to the server's last read. */
-    private static double transfer(EventLoopGroup clientLoop, Channel server, SslProvider provider, String protocol,
+    /** The two event loop threads (client, server) whose CPU time a run counts. */
+    private static long[] loopThreads;
+
+    private static long threadId(EventLoopGroup group) throws Exception {
+        return group.submit(() -> Thread.currentThread().getId()).get(10, TimeUnit.SECONDS);
+    }
+
+    /** CPU time, user and system, of both event loop threads so far, in nanoseconds. */
+    private static long loopCpuNanos() {
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        return mx.getThreadCpuTime(loopThreads[0]) + mx.getThreadCpuTime(loopThreads[1]);
+    }
+
+    /**
+     * One transfer; returns its throughput in MiB/s, from the first write to the server's last read, and the CPU time
+     * of both event loops over the same span, in microseconds per MiB.
+     */
+    private static double[] transfer(EventLoopGroup clientLoop, Channel server, SslProvider provider, String protocol,
                                    ByteBuf payload, long bytes, boolean withHandler) throws InterruptedException {
         Promise<Long> done = clientLoop.next().newPromise();
         // The accepted channel finds the promise on its parent, the server channel: one transfer at a time.
         server.attr(DONE).set(done);
         server.attr(RECEIVED).set(new long[1]);
         server.attr(EXPECTED).set(bytes);
-        long[] start = new long[1];
+        long[] start = new long[2];
         Channel ch = Net.client(clientLoop, c -> {
             SslHandler ssl = TlsContexts.client(provider, protocol).newHandler(c.alloc());
             c.pipeline().addLast("ssl", ssl);
@@ -224,7 +272,8 @@ public final class BulkTransfer {
             }
             c.pipeline().addLast("writer", new Writer(ssl, payload, bytes, start));
             c.pipeline().addLast("quiet", Net.Quiet.INSTANCE);
-        }).option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(256 * 1024, 1024 * 1024))
+        }).option(ChannelOption.ALLOW_HALF_CLOSURE, halfClosure)
+                .option(ChannelOption.WRITE_BUFFER_WATER_MARK, new WriteBufferWaterMark(256 * 1024, 1024 * 1024))
                 .connect(Net.LOOPBACK, Net.port(server)).sync().channel();
         // Generous: a gigabyte at 10 MiB/s.
         if (!done.await(60 + (bytes >> 20) / 10, TimeUnit.SECONDS)) {
@@ -237,8 +286,10 @@ public final class BulkTransfer {
                     + server.attr(ACCEPTED).get());
         }
         long end = done.getNow();
+        long cpuEnd = loopCpuNanos();
         ch.close().sync();
-        return (bytes / (double) (1 << 20)) / ((end - start[0]) / 1e9);
+        double mib = bytes / (double) (1 << 20);
+        return new double[] {mib / ((end - start[0]) / 1e9), (cpuEnd - start[1]) / 1e3 / mib};
     }
 
     /** Sends {@code bytes} as fast as the channel takes them, once the handshake succeeded. */
@@ -261,6 +312,7 @@ public final class BulkTransfer {
             ssl.handshakeFuture().addListener(f -> {
                 if (f.isSuccess()) {
                     started = true;
+                    start[1] = loopCpuNanos();
                     start[0] = System.nanoTime();
                     writeMore(ctx);
                 }

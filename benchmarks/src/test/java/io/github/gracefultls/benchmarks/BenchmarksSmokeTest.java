@@ -75,6 +75,9 @@ class BenchmarksSmokeTest {
         assertThat(r.withHandler()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
         assertThat(r.without()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
         assertThat(r.ratio()).isPositive().isFinite();
+        assertThat(r.cpuWith()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
+        assertThat(r.cpuWithout()).hasSize(1).allSatisfy(v -> assertThat(v).isPositive().isFinite());
+        assertThat(r.cpuRatio()).isPositive().isFinite();
     }
 
     @Test

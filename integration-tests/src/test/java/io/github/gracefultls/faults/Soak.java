@@ -3,19 +3,24 @@ package io.github.gracefultls.faults;
 import io.github.gracefultls.TlsCloseStatus;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.handler.ssl.SslContext;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
 
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
+import javax.management.ObjectName;
 
 /**
  * What the two JVMs of the load soak share: {@link SoakTest} (the servers, and the ground truth) and
@@ -79,7 +84,7 @@ final class Soak {
      */
     static final class LoopProbe {
         /** The load's ramp ({@code soak.rampSeconds}, default 0), also warm-up for the probe. */
-        static final int RAMP_SECONDS = Integer.getInteger("soak.rampSeconds", 0);
+        static final int RAMP_SECONDS = Integer.getInteger("soak.rampSeconds", 10);
         static final long WARMUP_NANOS = TimeUnit.SECONDS.toNanos(Math.max(3, RAMP_SECONDS));
         private static final long PERIOD_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 
@@ -190,6 +195,66 @@ final class Soak {
     /** Heap in use; call {@code System.gc()} first for a figure after GC. */
     static long usedHeap() {
         return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+    }
+
+    /**
+     * Live objects per class, as HotSpot's {@code GC.class_histogram} reports them after the full GC it runs: class
+     * name to {instances, bytes}. Empty where the diagnostic command is not available.
+     */
+    static Map<String, long[]> classHistogram() {
+        Map<String, long[]> histogram = new HashMap<>();
+        String text;
+        try {
+            text = (String) ManagementFactory.getPlatformMBeanServer().invoke(
+                    new ObjectName("com.sun.management:type=DiagnosticCommand"), "gcClassHistogram",
+                    new Object[] {null}, new String[] {String[].class.getName()});
+        } catch (Exception e) {
+            return histogram;
+        }
+        // "   1:         12345        6789012  [B (java.base@17)"
+        for (String line : text.split("\n")) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length >= 4 && f[0].endsWith(":")) {
+                histogram.put(f[3], new long[] {Long.parseLong(f[1]), Long.parseLong(f[2])});
+            }
+        }
+        return histogram;
+    }
+
+    /** The {@code top} classes whose live bytes grew most from {@code before} to {@code after}, as a Markdown table. */
+    static String histogramGrowth(Map<String, long[]> before, Map<String, long[]> after, int top) {
+        if (before.isEmpty() || after.isEmpty()) {
+            return "(no class histogram: HotSpot's DiagnosticCommand MBean is not available)\n";
+        }
+        List<Map.Entry<String, long[]>> growth = new ArrayList<>();
+        for (Map.Entry<String, long[]> e : after.entrySet()) {
+            long[] b = before.getOrDefault(e.getKey(), new long[2]);
+            growth.add(Map.entry(e.getKey(), new long[] {e.getValue()[0] - b[0], e.getValue()[1] - b[1]}));
+        }
+        growth.sort((x, y) -> Long.compare(y.getValue()[1], x.getValue()[1]));
+        long total = 0;
+        for (Map.Entry<String, long[]> e : growth) {
+            total += e.getValue()[1];
+        }
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "| class | instances added | KiB added |%n| --- | ---: | ---: |%n"));
+        for (Map.Entry<String, long[]> e : growth.subList(0, Math.min(top, growth.size()))) {
+            sb.append(String.format(Locale.ROOT, "| `%s` | %,d | %,d |%n", e.getKey(), e.getValue()[0],
+                    e.getValue()[1] / 1024));
+        }
+        sb.append(String.format(Locale.ROOT, "| all classes | | %,d |%n", total / 1024));
+        return sb.toString();
+    }
+
+    /** Sessions held in the session caches of {@code contexts} (each context's {@code SSLSessionContext}). */
+    static long cachedSessions(Iterable<SslContext> contexts) {
+        long n = 0;
+        for (SslContext c : contexts) {
+            if (c.sessionContext() != null) {
+                n += Collections.list(c.sessionContext().getIds()).size();
+            }
+        }
+        return n;
     }
 
     /** This process's open-files limit ({@code ulimit -n}). */

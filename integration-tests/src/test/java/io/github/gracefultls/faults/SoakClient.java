@@ -37,6 +37,7 @@ import java.lang.management.ManagementFactory;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -72,6 +73,8 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class SoakClient {
 
+    /** The clients' heap growth by class, a Markdown table written beside the CA certificate at the end. */
+    static final String HEAP_GROWTH_FILE = "client-heap-growth.md";
     static final String READY = "READY";
     static final String SERVER = "SERVER";
     static final String START = "START";
@@ -130,6 +133,7 @@ public final class SoakClient {
     }
 
     private void run() throws Exception {
+        Map<String, long[]> histogramBefore = Soak.classHistogram();
         System.gc();
         long heapBefore = Soak.usedHeap();
         group = transport.newGroup(2);
@@ -157,7 +161,7 @@ public final class SoakClient {
                     report(STARTED);
                     break;
                 case END:
-                    finish(heapBefore);
+                    finish(heapBefore, histogramBefore);
                     return;
                 default:
                     System.err.println("soak client: unknown command " + line);
@@ -168,7 +172,7 @@ public final class SoakClient {
         Runtime.getRuntime().halt(PARENT_GONE);
     }
 
-    private void finish(long heapBefore) {
+    private void finish(long heapBefore, Map<String, long[]> histogramBefore) throws IOException {
         probe.stop();
         long peakOpenFiles = timeline == null ? Soak.openFileDescriptors() : timeline.peakOpenFiles();
         if (timeline != null) {
@@ -183,12 +187,16 @@ public final class SoakClient {
         }
         System.gc();
         long heapAfter = Soak.usedHeap();
+        // Beside the parent's CA certificate, in the soak's directory: the parent adds it to its report.
+        Files.writeString(caCertificate.resolveSibling(HEAP_GROWTH_FILE),
+                Soak.histogramGrowth(histogramBefore, Soak.classHistogram(), 12), StandardCharsets.UTF_8);
         report(String.format("%s opened=%d leaks=%d open=%d peak=%d probeLoops=%d probeMaxMillis=%d "
                         + "probeMaxAfterWarmupMillis=%d probeWorstAtMillis=%d heapBefore=%d heapAfter=%d "
-                        + "maxOpenFiles=%d peakOpenFiles=%d cpuMillis=%d",
+                        + "maxOpenFiles=%d peakOpenFiles=%d cpuMillis=%d sessionsCached=%d",
                 STATS, opened.get(), leaks.size(), open, peak.get(), probe.loops(), probe.maxDelayMillis(),
                 probe.maxDelayAfterWarmupMillis(), probe.worstAtMillis(), heapBefore, heapAfter,
-                Soak.maxFileDescriptors(), peakOpenFiles, Soak.processCpuMillis()));
+                Soak.maxFileDescriptors(), peakOpenFiles, Soak.processCpuMillis(),
+                Soak.cachedSessions(servers.values().stream().map(s -> s.context).distinct()::iterator)));
         report(BYE);
     }
 

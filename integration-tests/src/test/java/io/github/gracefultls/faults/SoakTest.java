@@ -82,6 +82,7 @@ class SoakTest {
     /**
      * Seconds over which the rate of new connections rises from a tenth of {@code soak.rate} to all of it; the
      * event loop probes count them as warm-up (JIT compilation competes with the handshakes for the 2 cores).
+     * Default 10 s: a run at full rate from the start once had the clients' loops 1,297 ms late 4 s in.
      */
     static final int RAMP_SECONDS = Soak.LoopProbe.RAMP_SECONDS;
     static final Duration DEADLINE = Duration.ofSeconds(2);
@@ -105,6 +106,7 @@ class SoakTest {
     private final List<String> mismatches = Collections.synchronizedList(new ArrayList<>());
     private final List<String> failures = Collections.synchronizedList(new ArrayList<>());
     private final Semaphore slots = new Semaphore(CONCURRENCY);
+    private final List<SslContext> serverContexts = new ArrayList<>();
     /** Connections opened so far (written by the test thread only). */
     private volatile int connections;
     private volatile long drainTarget = Long.MAX_VALUE;
@@ -187,6 +189,7 @@ class SoakTest {
         Soak.Timeline timeline = null;
         PrintStream serverLog = new PrintStream(Files.newOutputStream(soakDir.resolve("soak-servers.log")), true,
                 StandardCharsets.UTF_8);
+        Map<String, long[]> histogramBefore = Soak.classHistogram();
         System.gc();
         long heapBefore = Soak.usedHeap();
         try {
@@ -254,8 +257,14 @@ class SoakTest {
             List<String> leaks = LeakDetectionExtension.collectLeaks();
             System.gc();
             long heapAfter = Soak.usedHeap();
+            String growth = "\nHeap growth by class, servers (live objects after a full GC, end against start):\n\n"
+                    + Soak.histogramGrowth(histogramBefore, Soak.classHistogram(), 12);
+            Path clientGrowth = soakDir.resolve(SoakClient.HEAP_GROWTH_FILE);
+            if (Files.exists(clientGrowth)) {
+                growth += "\nHeap growth by class, clients:\n\n" + Files.readString(clientGrowth);
+            }
             String report = report(connections, elapsedMs, client.process.pid(), maxFds, peakOpenFiles, serverOpen,
-                    leaks.size(), heapBefore, heapAfter, child);
+                    leaks.size(), heapBefore, heapAfter, child) + growth;
             System.out.println(report);
             Path out = target.resolve("soak-report.md");
             Files.createDirectories(out.getParent());
@@ -346,6 +355,9 @@ class SoakTest {
         r.append(String.format("- heap used (after GC): servers %,d KiB before, %,d KiB after; clients %,d KiB "
                 + "before, %,d KiB after%n", heapBefore / 1024, heapAfter / 1024, child.get("heapBefore") / 1024,
                 child.get("heapAfter") / 1024));
+        r.append(String.format("- TLS sessions held in the contexts' session caches at the end (bounded by each "
+                + "cache's size): %,d (servers), %,d (clients)%n", Soak.cachedSessions(serverContexts),
+                child.get("sessionsCached")));
         r.append("\n| behaviour | injected | expected status | CLOSE_NOTIFY_RECEIVED | TIMED_OUT | TRUNCATED | FAILED |\n");
         r.append("| --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
         for (Behaviour b : Behaviour.values()) {
@@ -360,6 +372,7 @@ class SoakTest {
     private Channel startServer(EventLoopGroup group, Transport transport, SslProvider provider, String protocol,
                                 ChannelGroup channels) throws InterruptedException {
         SslContext context = Tls.serverContext(provider, protocol); // now, not on the event loop under load
+        serverContexts.add(context);
         return new ServerBootstrap()
                 .group(group)
                 .channel(transport.serverChannelClass())
