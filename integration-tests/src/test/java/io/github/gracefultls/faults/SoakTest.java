@@ -43,6 +43,7 @@ import java.util.Collections;
 import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -107,6 +108,8 @@ class SoakTest {
     private final List<String> failures = Collections.synchronizedList(new ArrayList<>());
     private final Semaphore slots = new Semaphore(CONCURRENCY);
     private final List<SslContext> serverContexts = new ArrayList<>();
+    /** When the load began, for the time of a mismatch. */
+    private volatile long loadStartNanos;
     /** Connections opened so far (written by the test thread only). */
     private volatile int connections;
     private volatile long drainTarget = Long.MAX_VALUE;
@@ -215,6 +218,7 @@ class SoakTest {
                     + (CONCURRENCY - slots.availablePermits()) + "  server channels " + serverLive.get()
                     + "  outcomes " + outcomesTotal.get(), serverLog);
             long start = System.nanoTime();
+            loadStartNanos = start;
             long end = start + TimeUnit.SECONDS.toNanos(SECONDS);
             long interval = TimeUnit.SECONDS.toNanos(1) / RATE;
             long next = System.nanoTime();
@@ -456,8 +460,9 @@ class SoakTest {
             outcomes.get(behaviour).get(e.status()).incrementAndGet();
             if (e.status() != behaviour.expected && mismatches.size() < 20) {
                 SslHandler ssl = ctx.pipeline().get(SslHandler.class);
-                mismatches.add(behaviour + " -> " + e + " " + ssl.engine().getSession().getProtocol() + " "
-                        + ssl.engine().getClass().getSimpleName());
+                mismatches.add(String.format(Locale.ROOT, "at %.1f s: %s -> %s %s %s",
+                        (System.nanoTime() - loadStartNanos) / 1e9, behaviour, e,
+                        ssl.engine().getSession().getProtocol(), ssl.engine().getClass().getSimpleName()));
             }
             if (connection != null) {
                 TlsCloseStatus before = connection.concluded(e.status());
