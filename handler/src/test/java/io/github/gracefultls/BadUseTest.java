@@ -3,14 +3,12 @@ package io.github.gracefultls;
 import io.github.gracefultls.testing.RecordingHandler;
 import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.TlsPair;
+import io.github.gracefultls.testing.TlsSockets;
 import io.github.gracefultls.testing.TlsPair.Side;
-import io.netty.bootstrap.Bootstrap;
-import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
-import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelPipelineException;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.embedded.EmbeddedChannel;
@@ -29,11 +27,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -353,9 +350,10 @@ class BadUseTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void closeAndByeFromEightThreadsAtOnce(SslProvider provider, String protocol) throws Exception {
-        try (SocketPair pair = SocketPair.connect(provider, protocol)) {
-            Channel channel = pair.client;
-            GracefulTlsCloseHandler handler = pair.clientHandler;
+        try (TlsSockets sockets = sockets()) {
+            TlsSockets.Client client = connect(sockets, provider, protocol);
+            Channel channel = client.channel;
+            GracefulTlsCloseHandler handler = client.handler;
             int threads = 8;
             CountDownLatch go = new CountDownLatch(1);
             List<ChannelFuture> closes = new CopyOnWriteArrayList<>();
@@ -398,8 +396,8 @@ class BadUseTest {
             }
             assertThat(channel.closeFuture().await(AWAIT_SECONDS, TimeUnit.SECONDS)).isTrue();
             assertThat(channel.isOpen()).isFalse();
-            pair.clientRecorder.awaitInactive(java.time.Duration.ofSeconds(AWAIT_SECONDS));
-            assertThat(pair.clientRecorder.eventsOfType(TlsCloseEvent.class)).containsExactly(event);
+            client.rec.awaitInactive(Duration.ofSeconds(AWAIT_SECONDS));
+            assertThat(client.rec.eventsOfType(TlsCloseEvent.class)).containsExactly(event);
             assertThat(event.initiator()).isEqualTo(TlsCloseInitiator.LOCAL);
             assertThat(event.status()).as("%s, cause %s", event, event.cause())
                     .isEqualTo(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
@@ -409,10 +407,11 @@ class BadUseTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void byeFromAnotherThreadWorks(SslProvider provider, String protocol) throws Exception {
-        try (SocketPair pair = SocketPair.connect(provider, protocol)) {
-            assertThat(pair.client.eventLoop().inEventLoop()).isFalse();
+        try (TlsSockets sockets = sockets()) {
+            TlsSockets.Client client = connect(sockets, provider, protocol);
+            assertThat(client.channel.eventLoop().inEventLoop()).isFalse();
 
-            Future<TlsCloseEvent> bye = pair.clientHandler.bye(TlsCloseMode.SHUT_RDWR);
+            Future<TlsCloseEvent> bye = client.handler.bye(TlsCloseMode.SHUT_RDWR);
 
             assertThat(bye.await(AWAIT_SECONDS, TimeUnit.SECONDS)).isTrue();
             assertThat(bye.isSuccess()).as("bye() succeeds: %s", bye.cause()).isTrue();
@@ -420,8 +419,8 @@ class BadUseTest {
             assertThat(event.status()).isEqualTo(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
             assertThat(event.initiator()).isEqualTo(TlsCloseInitiator.LOCAL);
             assertThat(event.mode()).isEqualTo(TlsCloseMode.SHUT_RDWR);
-            assertThat(pair.clientHandler.closeFuture().getNow()).isSameAs(event);
-            assertThat(pair.clientRecorder.awaitEvent(TlsCloseEvent.class, java.time.Duration.ofSeconds(AWAIT_SECONDS)))
+            assertThat(client.handler.closeFuture().getNow()).isSameAs(event);
+            assertThat(client.rec.awaitEvent(TlsCloseEvent.class, Duration.ofSeconds(AWAIT_SECONDS)))
                     .isSameAs(event);
         }
     }
@@ -638,86 +637,24 @@ class BadUseTest {
     }
 
     /**
-     * A TLS client and server over NIO loopback sockets, on real event loops, both with our handler. Not
-     * {@code LocalChannel}: on Netty 4.2.18 it can drop what the peer wrote just before it closed (its finish-read
-     * task reschedules itself behind the peer's close task when it was submitted during a write of ours), which here
-     * lost the server's {@code close_notify} about once in a few thousand closures under load.
+     * Our client and a Netty server, both with our handler, over NIO loopback sockets on real event loops, handshake
+     * done on both sides; {@code sockets} closes them. Not {@code LocalChannel}: on Netty 4.2.18 it can drop what the
+     * peer wrote just before it closed (its finish-read task reschedules itself behind the peer's close task when
+     * it was submitted during a write of ours), which here lost the server's {@code close_notify} about once in a
+     * few thousand closures under load.
      */
-    private static final class SocketPair implements AutoCloseable {
-        final Channel server;
-        final Channel client;
-        final Channel acceptor;
-        final GracefulTlsCloseHandler clientHandler;
-        final RecordingHandler clientRecorder;
+    private static TlsSockets.Client connect(TlsSockets sockets, SslProvider provider, String protocol)
+            throws Exception {
+        TlsSockets.Peer peer = sockets.listen(Tls.serverContext(provider, protocol), new GracefulTlsCloseHandler(),
+                new RecordingHandler(), null);
+        TlsSockets.Client client = sockets.connect(Tls.clientContext(provider, protocol), peer.address(),
+                new GracefulTlsCloseHandler(), new RecordingHandler());
+        peer.awaitHandshake();
+        return client;
+    }
 
-        private SocketPair(Channel acceptor, Channel server, Channel client, GracefulTlsCloseHandler clientHandler,
-                          RecordingHandler clientRecorder) {
-            this.acceptor = acceptor;
-            this.server = server;
-            this.client = client;
-            this.clientHandler = clientHandler;
-            this.clientRecorder = clientRecorder;
-        }
-
-        static SocketPair connect(SslProvider provider, String protocol) throws Exception {
-            CompletableFuture<Channel> accepted = new CompletableFuture<>();
-            Channel acceptor = new ServerBootstrap()
-                    .group(group)
-                    .channel(NioServerSocketChannel.class)
-                    .childHandler(new ChannelInitializer<Channel>() {
-                        @Override
-                        protected void initChannel(Channel ch) {
-                            ch.pipeline().addLast("ssl", Tls.serverContext(provider, protocol).newHandler(ch.alloc()));
-                            ch.pipeline().addLast("tls-close", new GracefulTlsCloseHandler());
-                            ch.pipeline().addLast("app", new RecordingHandler());
-                            accepted.complete(ch);
-                        }
-                    })
-                    .bind(InetAddress.getLoopbackAddress(), 0).sync().channel();
-            GracefulTlsCloseHandler clientHandler = new GracefulTlsCloseHandler();
-            RecordingHandler clientRecorder = new RecordingHandler();
-            Channel client;
-            try {
-                client = new Bootstrap()
-                        .group(group)
-                        .channel(NioSocketChannel.class)
-                        .handler(new ChannelInitializer<Channel>() {
-                            @Override
-                            protected void initChannel(Channel ch) {
-                                ch.pipeline().addLast("ssl",
-                                        Tls.clientContext(provider, protocol).newHandler(ch.alloc()));
-                                ch.pipeline().addLast("tls-close", clientHandler);
-                                ch.pipeline().addLast("app", clientRecorder);
-                            }
-                        })
-                        .connect(acceptor.localAddress()).sync().channel();
-            } catch (Exception e) {
-                acceptor.close().await(AWAIT_SECONDS, TimeUnit.SECONDS);
-                throw e;
-            }
-            Channel server = accepted.get(AWAIT_SECONDS, TimeUnit.SECONDS);
-            SocketPair pair = new SocketPair(acceptor, server, client, clientHandler, clientRecorder);
-            try {
-                SslHandler clientSsl = client.pipeline().get(SslHandler.class);
-                assertThat(clientSsl.handshakeFuture().await(AWAIT_SECONDS, TimeUnit.SECONDS)).isTrue();
-                assertThat(clientSsl.handshakeFuture().isSuccess()).isTrue();
-                SslHandler serverSsl = server.pipeline().get(SslHandler.class);
-                assertThat(serverSsl.handshakeFuture().await(AWAIT_SECONDS, TimeUnit.SECONDS)).isTrue();
-                assertThat(serverSsl.handshakeFuture().isSuccess()).isTrue();
-            } catch (Throwable t) {
-                pair.close();
-                throw t;
-            }
-            return pair;
-        }
-
-        @Override
-        public void close() throws InterruptedException {
-            client.close().await(AWAIT_SECONDS, TimeUnit.SECONDS);
-            server.close().await(AWAIT_SECONDS, TimeUnit.SECONDS);
-            acceptor.close().await(AWAIT_SECONDS, TimeUnit.SECONDS);
-            client.closeFuture().await(AWAIT_SECONDS, TimeUnit.SECONDS);
-            server.closeFuture().await(AWAIT_SECONDS, TimeUnit.SECONDS);
-        }
+    private static TlsSockets sockets() {
+        return new TlsSockets(group, NioSocketChannel.class, NioServerSocketChannel.class,
+                Duration.ofSeconds(AWAIT_SECONDS));
     }
 }
