@@ -36,9 +36,9 @@ import java.util.concurrent.TimeUnit;
  *     [--no-half-closure] [--quick]
  * </pre>
  *
- * <p>With {@code --pin}, the client's event loop runs on CPU 0 and the server's on CPU 1 ({@code taskset}): on a
- * two-core machine the scheduler otherwise moves them between the cores run by run, which makes the throughput
- * bimodal.
+ * <p>With {@code --pin}, the client's event loop runs on CPU 0 and the server's on CPU 1 ({@code taskset}), so that
+ * the scheduler cannot move them between cores run by run. On the 2-vCPU machine of docs/BENCHMARKS.md this did not
+ * narrow the spread of the runs.
  */
 public final class BulkTransfer {
 
@@ -74,26 +74,44 @@ public final class BulkTransfer {
         }
     }
 
-    /**
-     * With {@code --control hop}, the runs "with handler" get an empty handler overriding {@code channelRead} before
-     * the {@code SslHandler} instead of the handler: the cost of one more context on the read path, as a control.
-     * With {@code --control same}, they get nothing: both sides of the comparison run the same pipeline, so the
-     * ratio shows what the harness itself reads as a difference (an A/A test).
-     */
-    private static String control = "none";
+    /** What the runs "with handler" add to both pipelines ({@code --control}). */
+    enum Control {
+        /** The handler: the measurement itself. */
+        NONE,
+        /**
+         * An empty handler overriding {@code channelRead} before the {@code SslHandler} instead of the handler: the
+         * cost of one more context on the read path, as a control.
+         */
+        HOP,
+        /**
+         * Nothing: both sides of the comparison run the same pipeline, so the ratio shows what the harness itself
+         * reads as a difference (an A/A test).
+         */
+        SAME
+    }
+
+    private static Control control = Control.NONE;
     /** With {@code --pin}: each side's event loop on a CPU of its own. */
     private static boolean pin;
     /** Off with {@code --no-half-closure}: then the JDK engine's handler follows no record framing. */
     private static boolean halfClosure = true;
+    /** The two event loop threads (client, server) whose CPU time a run counts. */
+    private static long[] loopThreads;
 
     private BulkTransfer() {
     }
 
     private static void addHandler(SocketChannel ch) {
-        if ("hop".equals(control)) {
-            ch.pipeline().addBefore("ssl", "hop", new DataPathBenchmark.Hop());
-        } else if (!"same".equals(control)) {
-            ch.pipeline().addLast("tls-close", new GracefulTlsCloseHandler());
+        switch (control) {
+            case HOP:
+                ch.pipeline().addBefore("ssl", "hop", new DataPathBenchmark.Hop());
+                break;
+            case SAME:
+                break;
+            case NONE:
+            default:
+                ch.pipeline().addLast("tls-close", new GracefulTlsCloseHandler());
+                break;
         }
     }
 
@@ -104,15 +122,18 @@ public final class BulkTransfer {
         int runs = args.integer("runs", quick ? 1 : 11);
         String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
         System.out.println("# BulkTransfer: " + Env.describe());
-        control = args.string("control", "none");
+        String controlArg = args.string("control", "none");
+        try {
+            control = Control.valueOf(controlArg.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--control: " + controlArg + " (expected: none, hop or same)");
+        }
         pin = args.flag("pin");
         halfClosure = !args.flag("no-half-closure");
-        if ("hop".equals(control)) {
+        if (control == Control.HOP) {
             System.out.println("# control: \"with handler\" is an empty channelRead handler before the SslHandler");
-        } else if ("same".equals(control)) {
+        } else if (control == Control.SAME) {
             System.out.println("# control: \"with handler\" is the same pipeline as \"without\" (A/A)");
-        } else if (!"none".equals(control)) {
-            throw new IllegalArgumentException("--control: " + control + " (expected: none, hop or same)");
         }
         if (!halfClosure) {
             System.out.println("# ALLOW_HALF_CLOSURE off on both sides");
@@ -238,9 +259,6 @@ public final class BulkTransfer {
         });
         ch.pipeline().addLast("quiet", Net.Quiet.INSTANCE);
     }
-
-    /** The two event loop threads (client, server) whose CPU time a run counts. */
-    private static long[] loopThreads;
 
     private static long threadId(EventLoopGroup group) throws Exception {
         return group.submit(() -> Thread.currentThread().getId()).get(10, TimeUnit.SECONDS);
