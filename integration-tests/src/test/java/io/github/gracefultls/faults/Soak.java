@@ -83,7 +83,7 @@ final class Soak {
      * a task waited after it.
      */
     static final class LoopProbe {
-        /** The load's ramp ({@code soak.rampSeconds}, default 0), also warm-up for the probe. */
+        /** The load's ramp ({@code soak.rampSeconds}, default 10), also warm-up for the probe. */
         static final int RAMP_SECONDS = Integer.getInteger("soak.rampSeconds", 10);
         static final long WARMUP_NANOS = TimeUnit.SECONDS.toNanos(Math.max(3, RAMP_SECONDS));
         private static final long PERIOD_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
