@@ -42,7 +42,7 @@ import java.util.Objects;
  * On a TLS side the relay switches the {@link GracefulTlsCloseHandler} to {@link PeerClosePolicy#HALF_CLOSE}: the
  * peer's {@code close_notify} ends one direction only. Whether the other direction can still be written after it
  * depends on the TLS engine: the JDK provider under TLS 1.3 can, the others reply {@code close_notify} at once and
- * cannot (see the engine table in the project's README).
+ * cannot (see the engine table in the project's docs/engines.md).
  *
  * <h2>Example: the backend connection of a TLS-terminating proxy</h2>
  * <pre>

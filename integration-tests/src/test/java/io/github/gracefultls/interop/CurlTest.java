@@ -114,7 +114,7 @@ class CurlTest extends InteropTest {
         assertThat(event.isClean()).as("our own truncation is not clean: %s", event).isFalse();
         ours.assertClosedWithOneEvent();
         // What curl 7.88.1 really does: it takes the FIN as the end of the body. If this starts failing, curl began
-        // to detect the truncation: update the README's matrix.
+        // to detect the truncation: update the matrix in docs/interop.md.
         assertThat(exit).as("curl's exit status for a body cut without close_notify; stderr: %s", curl.stderr())
                 .isZero();
         assertThat(saved).as("curl kept the truncated body as if complete").isEqualTo(half.length);

@@ -147,7 +147,7 @@ class ProxyEndToEndTest {
      * gnutls-cli sends its request, then, on stdin EOF, close_notify and FIN ({@code gnutls_bye(SHUT_WR)}). The
      * upstream sees a FIN after the whole request, then responds. The response reaches gnutls-cli only where the
      * frontend's engine can write after the client's close_notify (JDK, TLSv1.3); the others answer close_notify at
-     * once (the engine table in the README), and gnutls-cli ends with nothing more.
+     * once (the engine table in docs/engines.md), and gnutls-cli ends with nothing more.
      */
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cells")
@@ -292,7 +292,7 @@ class ProxyEndToEndTest {
         record(ending, via, "Netty client: " + client.event.status() + " (" + body + " B body); curl: exit "
                 + curl.exit + " (" + curl.size + " B)");
         if (via == Via.NGINX) {
-            return; // recorded, for the README
+            return; // recorded, for docs/proxy.md
         }
         if (ending.truncation) {
             assertThat(client.event.status()).as("the Netty client's view: %s", client.event)

@@ -24,7 +24,7 @@ import java.util.function.Consumer;
 import java.util.function.Supplier;
 
 /**
- * How to wire {@link GracefulTlsCloseHandler} into Reactor Netty 1.3 (the README's "Reactor Netty" section), and a
+ * How to wire {@link GracefulTlsCloseHandler} into Reactor Netty 1.3 (docs/reactor-netty.md), and a
  * runnable demo ({@link #main}): a secure {@link HttpServer}, an {@link HttpClient} with a connection pool, the
  * outcome of each TLS closure printed.
  *

@@ -29,9 +29,9 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * The README's metrics recipe: a counter per {@link TlsCloseStatus} and {@link TlsCloseInitiator} with Micrometer,
- * fed by a handler placed after {@link GracefulTlsCloseHandler} that listens for {@link TlsCloseEvent}. Micrometer
- * is a test dependency only: the handler's module depends on nothing but Netty.
+ * The metrics recipe of docs/metrics.md: a counter per {@link TlsCloseStatus} and {@link TlsCloseInitiator} with
+ * Micrometer, fed by a handler placed after {@link GracefulTlsCloseHandler} that listens for {@link TlsCloseEvent}.
+ * Micrometer is a test dependency only: the handler's module depends on nothing but Netty.
  */
 class TlsCloseMetricsTest {
 
