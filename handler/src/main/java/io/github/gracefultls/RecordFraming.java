@@ -16,7 +16,7 @@ import io.netty.handler.ssl.SslHandler;
  * it, and adds nothing to the pipeline: no context, no hop on the read path. {@link TransportObserver} uses it
  * where the cumulator cannot be read.
  */
-final class RecordFraming implements ByteToMessageDecoder.Cumulator, InputEndWatcher {
+final class RecordFraming implements ByteToMessageDecoder.Cumulator, InputEndMeter {
 
     private static final int HEADER_LENGTH = 5;
 

@@ -12,23 +12,37 @@ import java.io.IOException;
 
 /**
  * The fallback where the SslHandler's cumulator cannot be read (on the module path, Netty 4.2's codec module is not
- * open): sits right before the SslHandler and tells the owner that the transport's input is ending (FIN, an I/O
- * error, the channel going inactive) before the SslHandler hears of it, while its buffer still holds the bytes of
- * an incomplete record. This class does not override {@code channelRead}, so Netty never calls it for data;
- * {@link Following} does, to follow the record framing.
+ * open), or where the framing cannot be followed from the first byte: sits right before the SslHandler and counts
+ * the bytes the SslHandler holds undecoded when the transport's input ends (FIN, an I/O error, the channel going
+ * inactive), before the SslHandler hears of it and releases them. The first count stands. This class does not
+ * override {@code channelRead}, so Netty never calls it for data; {@link Following} does, to follow the framing.
  */
-class TransportObserver extends ChannelInboundHandlerAdapter implements InputEndWatcher {
+class TransportObserver extends ChannelInboundHandlerAdapter implements InputEndMeter {
 
-    final GracefulTlsCloseHandler owner;
+    private static final int UNCOUNTED = Integer.MIN_VALUE;
 
-    TransportObserver(GracefulTlsCloseHandler owner) {
-        this.owner = owner;
+    private final SslHandler ssl;
+    private int partialAtEnd = UNCOUNTED;
+
+    TransportObserver(SslHandler ssl) {
+        this.ssl = ssl;
+    }
+
+    /** The count taken when the input ended, or what the SslHandler holds now. */
+    @Override
+    public int partialRecordBytes(SslHandler ssl) {
+        return partialAtEnd != UNCOUNTED ? partialAtEnd : count();
     }
 
     /** Here, the bytes the SslHandler holds undecoded. */
-    @Override
-    public int partialRecordBytes(SslHandler ssl) {
+    int count() {
         return SslHandlerAccess.undecodedBytes(ssl);
+    }
+
+    private void inputEnding() {
+        if (partialAtEnd == UNCOUNTED) {
+            partialAtEnd = count();
+        }
     }
 
     @Override
@@ -41,7 +55,7 @@ class TransportObserver extends ChannelInboundHandlerAdapter implements InputEnd
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) throws Exception {
         if (evt instanceof ChannelInputShutdownEvent) {
-            owner.transportInputEnding();
+            inputEnding();
         }
         ctx.fireUserEventTriggered(evt);
     }
@@ -49,14 +63,14 @@ class TransportObserver extends ChannelInboundHandlerAdapter implements InputEnd
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) throws Exception {
         if (cause instanceof IOException && !(cause instanceof SSLException)) {
-            owner.transportInputEnding();
+            inputEnding();
         }
         ctx.fireExceptionCaught(cause);
     }
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) throws Exception {
-        owner.transportInputEnding();
+        inputEnding();
         ctx.fireChannelInactive();
     }
 
@@ -65,14 +79,14 @@ class TransportObserver extends ChannelInboundHandlerAdapter implements InputEnd
 
         private final RecordFraming framing;
 
-        Following(GracefulTlsCloseHandler owner, boolean aligned) {
-            super(owner);
+        Following(SslHandler ssl, boolean aligned) {
+            super(ssl);
             framing = new RecordFraming(null, aligned);
         }
 
         @Override
-        public int partialRecordBytes(SslHandler ssl) {
-            return framing.partialRecordBytes(ssl);
+        int count() {
+            return framing.partialRecordBytes(null);
         }
 
         @Override
