@@ -109,13 +109,15 @@ public final class TlsCloseEvent {
 
     /**
      * Returns a one-line description, for example {@code TlsCloseEvent(CLOSE_NOTIFY_RECEIVED, LOCAL, SHUT_RDWR, 1.2ms)}.
+     * The elapsed time is rounded half-up to whole microseconds below one millisecond ({@code 850us}), to tenths of a
+     * millisecond below one second ({@code 13.9ms}), else to tenths of a second ({@code 2.5s}).
      */
     @Override
     public String toString() {
         StringBuilder b = new StringBuilder(64).append("TlsCloseEvent(")
                 .append(status).append(", ").append(initiator).append(", ")
                 .append(mode == null ? "-" : mode.name()).append(", ");
-        appendDuration(b, elapsed);
+        Durations.append(b, elapsed);
         if (discardedBytes > 0) {
             b.append(", discarded ").append(discardedBytes).append(" B");
         }
@@ -126,18 +128,5 @@ public final class TlsCloseEvent {
             }
         }
         return b.append(')').toString();
-    }
-
-    private static void appendDuration(StringBuilder b, Duration d) {
-        long nanos = d.toNanos();
-        if (nanos < 1_000_000L) {
-            b.append(nanos / 1000L).append("us");
-        } else if (nanos < 1_000_000_000L) {
-            long tenthsOfMillis = nanos / 100_000L;
-            b.append(tenthsOfMillis / 10).append('.').append(tenthsOfMillis % 10).append("ms");
-        } else {
-            long tenthsOfSeconds = nanos / 100_000_000L;
-            b.append(tenthsOfSeconds / 10).append('.').append(tenthsOfSeconds % 10).append('s');
-        }
     }
 }

@@ -7,6 +7,7 @@ import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -113,9 +114,54 @@ class TlsCloseEventTest {
 
     @Test
     void elapsedIsFormattedInReadableUnits() {
-        assertThat(eventWithElapsed(Duration.ofNanos(999_999)).toString()).contains(", 999us");
-        assertThat(eventWithElapsed(Duration.ofNanos(1_200_000)).toString()).contains(", 1.2ms");
-        assertThat(eventWithElapsed(Duration.ofSeconds(60)).toString()).contains(", 60.0s");
+        assertThat(eventWithElapsed(Duration.ofNanos(850_000)).toString()).contains(", 850us)");
+        assertThat(eventWithElapsed(Duration.ofNanos(1_200_000)).toString()).contains(", 1.2ms)");
+        assertThat(eventWithElapsed(Duration.ofMillis(2500)).toString()).contains(", 2.5s)");
+        assertThat(eventWithElapsed(Duration.ofSeconds(60)).toString()).contains(", 60.0s)");
+    }
+
+    @ParameterizedTest(name = "{0} ns -> {1}")
+    @CsvSource({
+            "0, 0us",
+            "499, 0us",
+            "500, 1us",
+            "1_499, 1us",
+            "1_500, 2us",
+            "999_499, 999us",
+            // microseconds that round up to 1000 are shown in milliseconds
+            "999_500, 1.0ms",
+            "999_999, 1.0ms",
+            "1_000_000, 1.0ms",
+            "1_049_999, 1.0ms",
+            "1_050_000, 1.1ms",
+            "13_940_000, 13.9ms",
+            "13_949_999, 13.9ms",
+            "13_950_000, 14.0ms",
+            "13_960_000, 14.0ms",
+            "999_949_999, 999.9ms",
+            // tenths of a millisecond that round up to 1000.0 ms are shown in seconds
+            "999_950_000, 1.0s",
+            "1_000_000_000, 1.0s",
+            "1_049_999_999, 1.0s",
+            "1_050_000_000, 1.1s",
+            "2_449_999_999, 2.4s",
+            "2_450_000_000, 2.5s",
+            "59_999_999_999, 60.0s",
+            "3_600_000_000_000, 3600.0s",
+    })
+    void elapsedIsRoundedHalfUpNotCut(String nanos, String shown) {
+        Duration elapsed = Duration.ofNanos(Long.parseLong(nanos.replace("_", "")));
+        assertThat(eventWithElapsed(elapsed).toString()).endsWith(", " + shown + ")");
+        assertThat(Durations.format(elapsed.toNanos())).isEqualTo(shown);
+        assertThat(Durations.format(elapsed)).isEqualTo(shown);
+    }
+
+    @Test
+    void durationsBeyondLongNanosAndNegativeOnesAreShown() {
+        assertThat(Durations.format(-1_500_000L)).isEqualTo("-1.5ms");
+        assertThat(Durations.format(Long.MIN_VALUE)).isEqualTo("-9223372036.9s");
+        assertThat(Durations.format(Duration.ofSeconds(10_000_000_000L, 50_000_000))).isEqualTo("10000000000.1s");
+        assertThat(Durations.format(Duration.ofSeconds(10_000_000_000L, 49_999_999))).isEqualTo("10000000000.0s");
     }
 
     // ---- helpers

@@ -1,5 +1,8 @@
 package io.github.gracefultls.benchmarks;
 
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -40,7 +43,9 @@ import java.util.concurrent.TimeUnit;
  * the scheduler cannot move them between cores run by run. On the 2-vCPU machine of docs/BENCHMARKS.md this did not
  * narrow the spread of the runs.
  */
-public final class BulkTransfer {
+@Command(name = "BulkTransfer", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Bulk transfer throughput and event-loop CPU, with and without GracefulTlsCloseHandler.")
+public final class BulkTransfer implements Callable<Integer> {
 
     private static final int CHUNK = 64 * 1024;
     private static final AttributeKey<Promise<Long>> DONE = AttributeKey.valueOf("bulk-done");
@@ -115,21 +120,47 @@ public final class BulkTransfer {
         }
     }
 
-    public static void main(String[] argv) throws Exception {
-        Args args = new Args(argv, "quick", "pin", "no-half-closure");
-        boolean quick = args.flag("quick");
-        long bytes = Net.bytes(args.string("bytes", quick ? "32m" : "1g"));
-        int runs = args.integer("runs", quick ? 1 : 11);
-        String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
+    @Option(names = "--quick", description = "A short run: 32 MiB, 1 run, OPENSSL unless given.")
+    private boolean quick;
+
+    @Option(names = "--bytes", paramLabel = "SIZE", converter = Cli.BytesConverter.class,
+            description = "Bytes per run, e.g. 32m, 1g. Default: 1g (--quick: 32m).")
+    private Long bytes;
+
+    @Option(names = "--runs", paramLabel = "N", description = "Runs per pipeline. Default: 11 (--quick: 1).")
+    private Integer runs;
+
+    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", split = ",", converter = Cli.ProviderConverter.class,
+            description = "TLS providers, in order. Default: OPENSSL,JDK (--quick: OPENSSL).")
+    private List<SslProvider> providers;
+
+    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
+            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
+    private String protocol;
+
+    @Option(names = "--control", paramLabel = "none|hop|same", defaultValue = "none",
+            description = "What \"with handler\" adds: none (the handler), hop (an empty read handler before the "
+                    + "SslHandler) or same (nothing: an A/A test). Default: ${DEFAULT-VALUE}.")
+    private Control controlOption;
+
+    @Option(names = "--pin", description = "Pin each side's event loop to a CPU of its own (taskset).")
+    private boolean pinOption;
+
+    @Option(names = "--no-half-closure", description = "ALLOW_HALF_CLOSURE off on both sides.")
+    private boolean noHalfClosure;
+
+    public static void main(String[] args) {
+        Cli.run(new BulkTransfer(), args);
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        long bytes = this.bytes != null ? this.bytes : quick ? 32L << 20 : 1L << 30;
+        int runs = this.runs != null ? this.runs : quick ? 1 : 11;
         System.out.println("# BulkTransfer: " + Env.describe());
-        String controlArg = args.string("control", "none");
-        try {
-            control = Control.valueOf(controlArg.toUpperCase(Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("--control: " + controlArg + " (expected: none, hop or same)");
-        }
-        pin = args.flag("pin");
-        halfClosure = !args.flag("no-half-closure");
+        control = controlOption;
+        pin = pinOption;
+        halfClosure = !noHalfClosure;
         if (control == Control.HOP) {
             System.out.println("# control: \"with handler\" is an empty channelRead handler before the SslHandler");
         } else if (control == Control.SAME) {
@@ -138,11 +169,13 @@ public final class BulkTransfer {
         if (!halfClosure) {
             System.out.println("# ALLOW_HALF_CLOSURE off on both sides");
         }
-        for (String p : args.list("provider", quick ? "OPENSSL" : "OPENSSL,JDK")) {
-            Result r = run(TlsContexts.provider(p), protocol, bytes, runs, !quick);
-            print(r);
+        List<SslProvider> providers = this.providers != null ? this.providers
+                : quick ? List.of(SslProvider.OPENSSL) : List.of(SslProvider.OPENSSL, SslProvider.JDK);
+        for (SslProvider provider : providers) {
+            print(run(provider, protocol, bytes, runs, !quick));
         }
         System.out.println("# done, " + Env.loadAverage());
+        return 0;
     }
 
     static void print(Result r) {

@@ -1,5 +1,8 @@
 package io.github.gracefultls.benchmarks;
 
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.netty.buffer.ByteBuf;
@@ -43,7 +46,9 @@ import java.util.concurrent.TimeUnit;
  *     [--rtt 0,10,50] [--closures 40] [--provider OPENSSL] [--protocol TLSv1.3] [--chart docs/close-latency.png]
  * </pre>
  */
-public final class CloseLatency {
+@Command(name = "CloseLatency", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Close latency against RTT: GracefulTlsCloseHandler close() and SslHandler's own close.")
+public final class CloseLatency implements Callable<Integer> {
 
     static final String GRACEFUL = "graceful";
     static final String NETTY = "netty";
@@ -63,28 +68,47 @@ public final class CloseLatency {
         }
     }
 
+    @Option(names = "--quick", description = "A short run: RTT 0,10 and 4 closures unless given.")
+    private boolean quick;
+
+    @Option(names = "--rtt", paramLabel = "MS", split = ",",
+            description = "Round-trip times to add, in ms. Default: 0,10,50 (--quick: 0,10).")
+    private List<Integer> rtts;
+
+    @Option(names = "--closures", paramLabel = "N", description = "Closures per closer and RTT. Default: 40 (--quick: 4).")
+    private Integer closures;
+
+    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", defaultValue = "OPENSSL",
+            converter = Cli.ProviderConverter.class, description = "TLS provider. Default: ${DEFAULT-VALUE}.")
+    private SslProvider provider;
+
+    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
+            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
+    private String protocol;
+
+    @Option(names = "--chart", paramLabel = "PNG", description = "Also draw the results as a PNG chart.")
+    private Path chart;
+
     private CloseLatency() {
     }
 
-    public static void main(String[] argv) throws Exception {
-        Args args = new Args(argv, "quick");
-        boolean quick = args.flag("quick");
-        List<Integer> rtts = new ArrayList<>();
-        for (String s : args.list("rtt", quick ? "0,10" : "0,10,50")) {
-            rtts.add(Integer.parseInt(s));
-        }
-        int closures = args.integer("closures", quick ? 4 : 40);
-        SslProvider provider = TlsContexts.provider(args.string("provider", "OPENSSL"));
-        String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
-        String chart = args.string("chart", "");
+    public static void main(String[] args) {
+        Cli.run(new CloseLatency(), args);
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        List<Integer> rtts = this.rtts != null ? this.rtts : quick ? List.of(0, 10) : List.of(0, 10, 50);
+        int closures = this.closures != null ? this.closures : quick ? 4 : 40;
         System.out.println("# CloseLatency: " + Env.describe());
         List<Point> points = run(provider, protocol, rtts, closures);
         print(provider.name() + " " + protocol, points);
-        if (!chart.isEmpty()) {
-            LatencyChart.write(Path.of(chart), provider.name() + " " + protocol, points);
+        if (chart != null) {
+            LatencyChart.write(chart, provider.name() + " " + protocol, points);
             System.out.println("chart: " + chart);
         }
         System.out.println("# done, " + Env.loadAverage());
+        return 0;
     }
 
     static void print(String title, List<Point> points) {

@@ -1,5 +1,8 @@
 package io.github.gracefultls.benchmarks;
 
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.netty.bootstrap.Bootstrap;
@@ -49,7 +52,9 @@ import java.util.concurrent.TimeUnit;
  *     [--jfr closures.jfr]
  * </pre>
  */
-public final class ClosureAtScale {
+@Command(name = "ClosureAtScale", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Closes thousands of TLS connections at once, with and without GracefulTlsCloseHandler.")
+public final class ClosureAtScale implements Callable<Integer> {
 
     static final String GRACEFUL = "graceful";
     static final String NETTY = "netty";
@@ -82,23 +87,45 @@ public final class ClosureAtScale {
         }
     }
 
+    @Option(names = "--quick", description = "A short run: 200 connections, 1 round, no warm-up unless given.")
+    private boolean quick;
+
+    @Option(names = "--connections", paramLabel = "N", description = "Connections. Default: 10000 (--quick: 200).")
+    private Integer connections;
+
+    @Option(names = "--rounds", paramLabel = "N", description = "Measured rounds per variant. Default: 4 (--quick: 1).")
+    private Integer rounds;
+
+    @Option(names = "--warmup", paramLabel = "N", description = "Uncounted rounds first. Default: 2 (--quick: 0).")
+    private Integer warmup;
+
+    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", defaultValue = "OPENSSL",
+            converter = Cli.ProviderConverter.class, description = "TLS provider. Default: ${DEFAULT-VALUE}.")
+    private SslProvider provider;
+
+    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
+            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
+    private String protocol;
+
+    @Option(names = "--jfr", paramLabel = "FILE", description = "Record the client's closures with JFR to FILE.")
+    private Path jfr;
+
     private ClosureAtScale() {
     }
 
-    public static void main(String[] argv) throws Exception {
-        Args args = new Args(argv, "quick");
-        boolean quick = args.flag("quick");
-        int connections = args.integer("connections", quick ? 200 : 10_000);
-        int rounds = args.integer("rounds", quick ? 1 : 4);
-        int warmup = args.integer("warmup", quick ? 0 : 2);
-        SslProvider provider = TlsContexts.provider(args.string("provider", "OPENSSL"));
-        String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
+    public static void main(String[] args) {
+        Cli.run(new ClosureAtScale(), args);
+    }
+
+    @Override
+    public Integer call() throws Exception {
         LeakCounter.install();
         System.out.println("# ClosureAtScale: " + Env.describe());
-        String jfr = args.string("jfr", "");
-        jfrFile = jfr.isEmpty() ? null : Path.of(jfr);
-        print(run(provider, protocol, connections, warmup, rounds));
+        jfrFile = jfr;
+        print(run(provider, protocol, connections != null ? connections : quick ? 200 : 10_000,
+                warmup != null ? warmup : quick ? 0 : 2, rounds != null ? rounds : quick ? 1 : 4));
         System.out.println("# done, " + Env.loadAverage());
+        return 0;
     }
 
     static void print(Result r) {

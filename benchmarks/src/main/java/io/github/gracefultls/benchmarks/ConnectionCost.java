@@ -1,5 +1,8 @@
 package io.github.gracefultls.benchmarks;
 
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -45,7 +48,9 @@ import java.util.function.Supplier;
  *     [--connections 10000] [--provider JDK|OPENSSL] [--protocol TLSv1.3]
  * </pre>
  */
-public final class ConnectionCost {
+@Command(name = "ConnectionCost", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "What GracefulTlsCloseHandler costs an idle connection: object sizes, heap, scheduled tasks.")
+public final class ConnectionCost implements Callable<Integer> {
 
     /** Shallow sizes in bytes by object, and heap per connection in bytes by pipeline. */
     record Result(SslProvider provider, Map<String, Long> shallow, int connections,
@@ -66,21 +71,36 @@ public final class ConnectionCost {
         }
     }
 
+    @Option(names = "--quick", description = "A short run: 200 connections unless given.")
+    private boolean quick;
+
+    @Option(names = "--connections", paramLabel = "N", description = "Idle connections. Default: 10000 (--quick: 200).")
+    private Integer connections;
+
+    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", split = ",", defaultValue = "JDK,OPENSSL",
+            converter = Cli.ProviderConverter.class, description = "TLS providers, in order. Default: ${DEFAULT-VALUE}.")
+    private List<SslProvider> providers;
+
+    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
+            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
+    private String protocol;
+
     private ConnectionCost() {
     }
 
-    public static void main(String[] argv) throws Exception {
-        Args args = new Args(argv, "quick");
-        boolean quick = args.flag("quick");
-        int connections = args.integer("connections", quick ? 200 : 10_000);
-        String providers = args.string("provider", "JDK,OPENSSL");
-        String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
+    public static void main(String[] args) {
+        Cli.run(new ConnectionCost(), args);
+    }
+
+    @Override
+    public Integer call() throws Exception {
         LeakCounter.install();
         System.out.println("# ConnectionCost: " + Env.describe());
-        for (String provider : providers.split(",")) {
-            print(run(TlsContexts.provider(provider), protocol, connections));
+        for (SslProvider provider : providers) {
+            print(run(provider, protocol, connections != null ? connections : quick ? 200 : 10_000));
         }
         System.out.println("# done, " + Env.loadAverage());
+        return 0;
     }
 
     static void print(Result r) {

@@ -1,5 +1,8 @@
 package io.github.gracefultls.benchmarks;
 
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
@@ -28,37 +31,69 @@ import java.util.function.Consumer;
  *     [--provider JDK,OPENSSL] [--sizes 64,1024,16384] [--seconds 40] [--window-ms 50] [--control none|hop]
  * </pre>
  */
-public final class DataPathPaired {
+@Command(name = "DataPathPaired", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Data path with and without GracefulTlsCloseHandler, in alternating windows (ABBA).")
+public final class DataPathPaired implements Callable<Integer> {
 
     /** The ratios of one provider and size. */
     record Result(SslProvider provider, int size, Stats with, Stats without, Stats ratio) {
     }
 
+    @Option(names = "--quick", description = "A short run: 1 s per case, 20 ms windows unless given.")
+    private boolean quick;
+
+    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", split = ",", defaultValue = "JDK,OPENSSL",
+            converter = Cli.ProviderConverter.class, description = "TLS providers, in order. Default: ${DEFAULT-VALUE}.")
+    private List<SslProvider> providers;
+
+    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
+            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
+    private String protocol;
+
+    @Option(names = "--sizes", paramLabel = "BYTES", split = ",", defaultValue = "64,1024,16384",
+            description = "Message sizes. Default: ${DEFAULT-VALUE}.")
+    private List<Integer> sizes;
+
+    @Option(names = "--seconds", paramLabel = "N", description = "Measured seconds per case. Default: 40 (--quick: 1).")
+    private Integer seconds;
+
+    @Option(names = "--window-ms", paramLabel = "MS", description = "Window length. Default: 50 (--quick: 20).")
+    private Integer windowMillis;
+
+    @Option(names = "--control", paramLabel = "none|hop", defaultValue = "none",
+            description = "hop: an empty read-path handler in place of the handler. Default: ${DEFAULT-VALUE}.")
+    private Control control;
+
+    /** What the "with" side adds ({@code --control}). */
+    enum Control {
+        NONE, HOP
+    }
+
     private DataPathPaired() {
     }
 
-    public static void main(String[] argv) {
-        Args args = new Args(argv, "quick");
-        boolean quick = args.flag("quick");
-        String providers = args.string("provider", "JDK,OPENSSL");
-        String protocol = TlsContexts.protocol(args.string("protocol", "TLSv1.3"));
-        String sizes = args.string("sizes", "64,1024,16384");
-        int seconds = args.integer("seconds", quick ? 1 : 40);
-        int windowMillis = args.integer("window-ms", quick ? 20 : 50);
-        boolean hop = "hop".equals(args.string("control", "none"));
+    public static void main(String[] args) {
+        Cli.run(new DataPathPaired(), args);
+    }
+
+    @Override
+    public Integer call() {
+        int seconds = this.seconds != null ? this.seconds : quick ? 1 : 40;
+        int windowMillis = this.windowMillis != null ? this.windowMillis : quick ? 20 : 50;
+        boolean hop = control == Control.HOP;
         System.out.println("# DataPathPaired: " + Env.describe());
         System.out.printf(Locale.ROOT, "# %s, %d s per case after %d s of warm-up, %d ms windows, B = %s%n",
                 protocol, seconds, warmupSeconds(seconds), windowMillis,
                 hop ? "an empty read-path handler (control)" : "GracefulTlsCloseHandler");
         System.out.println("provider  size    with, ops/s: median          without, ops/s: median       "
                 + "ratio with/without: median (p10 .. p90)   pairs");
-        for (String provider : providers.split(",")) {
-            for (String size : sizes.split(",")) {
-                print(run(TlsContexts.provider(provider), protocol, Integer.parseInt(size.trim()), seconds,
-                        windowMillis, hop));
+        for (SslProvider provider : providers) {
+            for (int size : sizes) {
+                print(run(provider, protocol, size, seconds, windowMillis, hop));
             }
         }
         System.out.println("# done, " + Env.loadAverage());
+        return 0;
     }
 
     static void print(Result r) {

@@ -1,5 +1,8 @@
 package io.github.gracefultls.benchmarks;
 
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.netty.channel.Channel;
@@ -41,18 +44,31 @@ import java.util.concurrent.TimeUnit;
  * </pre>
  * Times are {@link System#nanoTime()}, which on Linux is the same monotonic clock in every process.
  */
-public final class ScaleServer {
+@Command(name = "ScaleServer", mixinStandardHelpOptions = true,
+        description = "The server side of ClosureAtScale, driven over its standard streams.")
+public final class ScaleServer implements Callable<Integer> {
 
     private static final PrintStream OUT = System.out;
+
+    @Parameters(index = "0", paramLabel = "JDK|OPENSSL", converter = Cli.ProviderConverter.class,
+            description = "TLS provider.")
+    private SslProvider provider;
+
+    @Parameters(index = "1", paramLabel = "TLSv1.2|TLSv1.3", converter = Cli.ProtocolConverter.class,
+            description = "TLS protocol.")
+    private String protocol;
 
     private ScaleServer() {
     }
 
-    public static void main(String[] args) throws IOException {
+    public static void main(String[] args) {
+        Cli.run(new ScaleServer(), args);
+    }
+
+    @Override
+    public Integer call() throws IOException {
         LeakCounter.install();
         System.setOut(System.err); // only the protocol goes to standard output
-        SslProvider provider = TlsContexts.provider(args[0]);
-        String protocol = TlsContexts.protocol(args[1]);
         EventLoopGroup boss = Net.group("scale-server-boss");
         EventLoopGroup loop = Net.group("scale-server");
         EventLoop executor = loop.next();
@@ -91,6 +107,7 @@ public final class ScaleServer {
             nettyServer.close().syncUninterruptibly();
             Net.shutdown(loop, boss);
         }
+        return 0;
     }
 
     private static SslHandler sslHandler(Channel ch, SslProvider provider, String protocol) {

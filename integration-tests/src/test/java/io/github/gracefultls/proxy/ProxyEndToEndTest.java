@@ -120,7 +120,7 @@ class ProxyEndToEndTest {
         Path www = files();
         PeerProcess nginx = perTest(nginxFileServer(work.resolve("nginx-http-" + provider + protocol), www));
         BlockingQueue<TlsCloseRelay.Outcome> outcomes = new LinkedBlockingQueue<>();
-        TlsTerminatingProxy.Running proxy = startProxy(outcomes, provider, protocol, nginx.port(), false);
+        InProcessProxy proxy = startProxy(outcomes, provider, protocol, nginx.port(), false);
 
         List<String> downloads = List.of("1k.bin", "64m.bin");
         for (String file : downloads) {
@@ -168,7 +168,7 @@ class ProxyEndToEndTest {
             return end + " after " + got.length() + " bytes: " + got.strip() + "; then " + after;
         }));
         BlockingQueue<TlsCloseRelay.Outcome> outcomes = new LinkedBlockingQueue<>();
-        TlsTerminatingProxy.Running proxy = startProxy(outcomes, provider, protocol, upstream.port(), false);
+        InProcessProxy proxy = startProxy(outcomes, provider, protocol, upstream.port(), false);
         PeerProcess cli = perTest(PeerProcess.start("gnutls-cli", List.of(
                 Peers.require(Peers.Program.GNUTLS_CLI).toString(),
                 "--x509cafile", pem.caCertificate().toString(), "--port", String.valueOf(proxy.port()),
@@ -311,19 +311,9 @@ class ProxyEndToEndTest {
     // Helpers
     // ------------------------------------------------------------------------------------------------------------
 
-    private TlsTerminatingProxy.Running startProxy(BlockingQueue<TlsCloseRelay.Outcome> outcomes, SslProvider provider,
-                                                   String protocol, int upstreamPort, boolean upstreamTls)
-            throws Exception {
-        List<String> args = new ArrayList<>(List.of("--listen", "127.0.0.1:0",
-                "--cert", pem.certificate().toString(), "--key", pem.privateKey().toString(),
-                "--provider", provider.name().toLowerCase(), "--upstream", "127.0.0.1:" + upstreamPort));
-        if (protocol != null) {
-            args.addAll(List.of("--protocols", protocol));
-        }
-        if (upstreamTls) {
-            args.addAll(List.of("--upstream-tls", "--upstream-ca", pem.caCertificate().toString()));
-        }
-        return perTest(TlsTerminatingProxy.start(outcomes::add, args.toArray(new String[0])));
+    private InProcessProxy startProxy(BlockingQueue<TlsCloseRelay.Outcome> outcomes, SslProvider provider,
+                                      String protocol, int upstreamPort, boolean upstreamTls) throws Exception {
+        return perTest(InProcessProxy.start(outcomes::add, pem, provider, protocol, upstreamPort, upstreamTls));
     }
 
     /** nginx serving the files of {@code www} over plain HTTP. */
@@ -489,7 +479,7 @@ class ProxyEndToEndTest {
     }
 
     /** Every relay has an outcome, so its channels are closed; the channel group learns it just after. */
-    static void awaitNoOpenChannels(TlsTerminatingProxy.Running proxy) {
+    static void awaitNoOpenChannels(InProcessProxy proxy) {
         long deadline = System.nanoTime() + AWAIT.toNanos();
         while (proxy.openChannels() > 0) {
             if (System.nanoTime() - deadline > 0) {

@@ -90,7 +90,7 @@ class ProxyLoadTest {
         Level level = proxyLog.getLevel();
         proxyLog.setLevel(Level.SEVERE); // 500 of the 1,000 outcomes are (rightly) not clean: no log line each
         Channel upstream = null;
-        TlsTerminatingProxy.Running proxy = null;
+        InProcessProxy proxy = null;
         try {
             upstream = new ServerBootstrap()
                     .group(group)
@@ -105,10 +105,8 @@ class ProxyLoadTest {
                         }
                     })
                     .bind(InetAddress.getLoopbackAddress(), 0).sync().channel();
-            proxy = TlsTerminatingProxy.start(outcomes::add, "--listen", "127.0.0.1:0",
-                    "--cert", pem.certificate().toString(), "--key", pem.privateKey().toString(),
-                    "--provider", "openssl", "--protocols", Tls.TLS_1_3,
-                    "--upstream", "127.0.0.1:" + ((InetSocketAddress) upstream.localAddress()).getPort());
+            proxy = InProcessProxy.start(outcomes::add, pem, SslProvider.OPENSSL, Tls.TLS_1_3,
+                    ((InetSocketAddress) upstream.localAddress()).getPort(), false);
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(DEADLINE_SECONDS);
 
             List<Client> clients = new ArrayList<>(CONNECTIONS);

@@ -203,7 +203,7 @@ final class Demo {
                     break;
             }
             if (!closure.await(STEP_TIMEOUT.toMillis() * 2)) {
-                return failed(c, provider, protocol, "no TlsCloseEvent within " + Durations.formatSetting(STEP_TIMEOUT
+                return failed(c, provider, protocol, "no TlsCloseEvent within " + Durations.format(STEP_TIMEOUT
                         .multipliedBy(2)));
             }
             if (!closure.isSuccess()) {
@@ -269,7 +269,7 @@ final class Demo {
                 }
                 return "transport ended";
             case TIMED_OUT:
-                return c == Case.PEER_SILENT ? "no close_notify in " + SILENT_PEER_TIMEOUT.toMillis() + "ms" : "";
+                return c == Case.PEER_SILENT ? "no close_notify in " + Durations.format(SILENT_PEER_TIMEOUT) : "";
             default:
                 return "";
         }

@@ -55,7 +55,7 @@ final class ProbeReport {
         String time = Durations.format(this.time);
         if (httpPath != null) {
             if (!serverClosed) {
-                return "not clean: the server did not close the connection within " + Durations.formatSetting(timeout)
+                return "not clean: the server did not close the connection within " + Durations.format(timeout)
                         + " despite \"Connection: close\"";
             }
             switch (event.status()) {
@@ -74,7 +74,7 @@ final class ProbeReport {
                 return peerFirst ? "clean: the server closed first, with close_notify"
                         : "clean: the server answered our close_notify in " + time;
             case TIMED_OUT:
-                return "not clean: no close_notify from the server within " + Durations.formatSetting(timeout);
+                return "not clean: no close_notify from the server within " + Durations.format(timeout);
             case TRUNCATED:
                 return peerFirst ? "not clean: the server closed TCP first, without close_notify (truncation)"
                         : "not clean: the server closed TCP without answering our close_notify (truncation)";

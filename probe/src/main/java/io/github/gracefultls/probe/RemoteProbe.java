@@ -110,7 +110,7 @@ final class RemoteProbe {
             ch = connect.channel();
             if (!connect.await(timeoutMillis + 1000)) {
                 throw new ProbeException("cannot connect to " + report.address + ": timed out after "
-                        + Durations.formatSetting(settings.timeout()));
+                        + Durations.format(settings.timeout()));
             }
             if (!connect.isSuccess()) {
                 throw new ProbeException("cannot connect to " + report.address + ": "
@@ -185,7 +185,7 @@ final class RemoteProbe {
         if (outcome.isSuccess()) {
             report.event = outcome.getNow();
             report.closedBy = report.serverClosed ? "the server, after the response"
-                    : "close() after waiting " + Durations.formatSetting(settings.timeout());
+                    : "close() after waiting " + Durations.format(settings.timeout());
             report.time = report.serverClosed ? Duration.ofNanos(Math.max(0, response.eventNanos() - start))
                     : report.event.elapsed();
         }
@@ -231,7 +231,7 @@ final class RemoteProbe {
 
     private String connectFailure(Throwable cause) {
         if (cause instanceof ConnectTimeoutException) {
-            return "timed out after " + Durations.formatSetting(settings.timeout());
+            return "timed out after " + Durations.format(settings.timeout());
         }
         if (cause instanceof ConnectException) {
             String m = String.valueOf(cause.getMessage());
@@ -243,10 +243,10 @@ final class RemoteProbe {
 
     private String handshakeFailure(Throwable cause) {
         if (cause == null) {
-            return "timed out after " + Durations.formatSetting(settings.timeout());
+            return "timed out after " + Durations.format(settings.timeout());
         }
         if (cause instanceof SslHandshakeTimeoutException) {
-            return "timed out after " + Durations.formatSetting(settings.timeout());
+            return "timed out after " + Durations.format(settings.timeout());
         }
         if (find(cause, NotSslRecordException.class) != null) {
             return "the server did not answer with TLS";

@@ -79,7 +79,7 @@ public final class TlsCloseProbe implements Callable<Integer> {
             description = "the TLS engine: jdk (default) or openssl (BoringSSL) (the demo: run only that one)")
     private SslProvider provider;
 
-    @Option(names = "--timeout", paramLabel = "DURATION", converter = DurationConverter.class,
+    @Option(names = "--timeout", paramLabel = "DURATION", converter = PositiveDurationConverter.class,
             description = "bound on connect, handshake, and the wait for the server's close_notify, e.g. 3s, "
                     + "500ms (default: 3s)")
     private Duration timeout;
@@ -270,16 +270,11 @@ public final class TlsCloseProbe implements Callable<Integer> {
     }
 
     /** A positive duration such as {@code 3s} or {@code 500ms}. */
-    static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+    static final class PositiveDurationConverter extends DurationConverter {
         @Override
         public Duration convert(String value) {
-            Duration d;
-            try {
-                d = Durations.parse(value);
-            } catch (IllegalArgumentException e) {
-                throw new CommandLine.TypeConversionException(e.getMessage());
-            }
-            if (d.isZero() || d.isNegative()) {
+            Duration d = super.convert(value);
+            if (d.isZero()) {
                 throw new CommandLine.TypeConversionException("'" + value + "' must be positive");
             }
             return d;

@@ -34,7 +34,7 @@ class TlsCloseProbeDemoTest {
                 }
             }
         }
-        assertThat(run.out()).contains("plaintext echoed", "FIN at a record boundary", "no close_notify in 200ms");
+        assertThat(run.out()).contains("plaintext echoed", "FIN at a record boundary", "no close_notify in 200.0ms");
         assertThat(run.out()).containsPattern("(?m)^verdict: OK: all 20 closures ended as the spec says$");
     }
 

@@ -81,7 +81,7 @@ class TlsCloseProbeInProcessPeersTest {
 
             assertThat(run.exitCode()).as(run.toString()).isEqualTo(TlsCloseProbe.EXIT_NOT_CLEAN);
             assertThat(run.out()).contains("bye(SHUT_RDWR) -> TIMED_OUT, initiator LOCAL",
-                    "verdict: not clean: no close_notify from the server within 300ms");
+                    "verdict: not clean: no close_notify from the server within 300.0ms");
             assertThat(run.err()).isEmpty();
         }
     }
