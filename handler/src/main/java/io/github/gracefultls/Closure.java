@@ -1,17 +1,12 @@
 package io.github.gracefultls;
 
-import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufHolder;
 import io.netty.channel.Channel;
-import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.socket.DuplexChannel;
-import io.netty.handler.ssl.SslClosedEngineException;
-import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.PromiseNotifier;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.netty.util.internal.logging.InternalLogger;
@@ -75,7 +70,7 @@ import java.util.concurrent.TimeoutException;
  * {@code close_notify} goes out (IDLE: the peer began), waits while FLUSHING, then closes; LEAVE_OPEN does
  * nothing ({@link PeerClosePolicy#HALF_CLOSE}: the application closes later).
  */
-final class Closure extends ChannelDuplexHandler implements ChannelFutureListener, Runnable {
+final class Closure extends ClosingGuard implements ChannelFutureListener, Runnable {
 
     /** The handler's: a closure is what the handler does. */
     private static final InternalLogger logger = GracefulTlsCloseHandler.logger;
@@ -117,7 +112,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
         this.handler = handler;
         this.initiator = initiator;
         this.mode = mode;
-        this.startNanos = handler.now();
+        this.startNanos = now();
     }
 
     TlsCloseEvent event() {
@@ -141,6 +136,15 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
     /** Whether our close_notify is on its way or out, and the closure not over. */
     boolean isSending() {
         return phase == FLUSHING || phase == FLUSHED;
+    }
+
+    /** The end that follows the peer's close_notify when the peer began. */
+    static byte endFor(PeerClosePolicy policy) {
+        switch (policy) {
+            case CLOSE: return CLOSE;
+            case REUSE_TRANSPORT: return HAND_BACK;
+            default: return LEAVE_OPEN;
+        }
     }
 
     void raise(byte end) {
@@ -211,7 +215,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
         }
         phase = CLOSED;
         cancelTimer();
-        handler.resetAndClose(closePromise != null ? closePromise : handler.ctx.newPromise());
+        SslPipeline.resetAndClose(handler.ctx, handler.sslHandler, closePromise());
     }
 
     /** SHUT_RDWR: release inbound application data, and wait with the read timeout once our close_notify is out. */
@@ -256,7 +260,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
         settle(TlsCloseStatus.FAILED, cause, false);
         phase = RELEASED;
         cancelTimer();
-        handler.leavePipeline(this, false);
+        leavePipeline(false);
     }
 
     /** The channel went inactive: no timer is needed any more, and a closure waiting for something ends now. */
@@ -309,7 +313,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
         } else if (handler.ctx.channel().isActive()) {
             settle(TlsCloseStatus.FAILED, f.cause(), false);
         } else {
-            settle(TlsCloseStatus.TRUNCATED, handler.truncation("the transport failed while sending close_notify",
+            settle(TlsCloseStatus.TRUNCATED, InputEndMeter.truncation("the transport failed while sending close_notify",
                     -1, f.cause()), false);
         }
         advance();
@@ -325,11 +329,11 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
             }
             phase = FLUSHED;
             settle(TlsCloseStatus.TIMED_OUT, new TimeoutException("close_notify could not be flushed within "
-                    + GracefulTlsCloseHandler.format(handler.settings.flushTimeoutNanos)), false);
+                    + Durations.format(handler.settings.flushTimeoutNanos)), false);
             raise(CLOSE);
         } else {
             settle(TlsCloseStatus.TIMED_OUT, new TimeoutException("the peer's close_notify did not arrive within "
-                    + GracefulTlsCloseHandler.format(waitTimeoutNanos)), false);
+                    + Durations.format(waitTimeoutNanos)), false);
         }
         advance();
     }
@@ -352,6 +356,24 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
         if (!ctx.channel().config().isAutoRead()) {
             ctx.read();
         }
+    }
+
+    /** The guard, the meter, the handler and, if asked, the SslHandler leave the pipeline. */
+    private void leavePipeline(boolean withSslHandler) {
+        SslPipeline.removeQuietly(handler.ctx, this);
+        handler.leavePipeline();
+        if (withSslHandler) {
+            SslPipeline.removeSslHandler(handler.ctx, handler.sslHandler);
+        }
+    }
+
+    /** The executor's clock, which EmbeddedChannel.freezeTime() and advanceTimeBy() drive. */
+    private long now() {
+        return Clocks.nanoTime(handler.ctx.executor());
+    }
+
+    private ChannelPromise closePromise() {
+        return closePromise != null ? closePromise : handler.ctx.newPromise();
     }
 
     private void cancelTimer() {
@@ -388,7 +410,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
             return;
         }
         Duration elapsed = initiator == TlsCloseInitiator.PEER && mode == null
-                ? Duration.ZERO : Duration.ofNanos(Math.max(0, handler.now() - startNanos));
+                ? Duration.ZERO : Duration.ofNanos(Math.max(0, now() - startNanos));
         TlsCloseEvent e = event = new TlsCloseEvent(status, initiator, mode, elapsed, cause, discarded);
         if (phase != FLUSHING) {
             cancelTimer(); // the wait is over; a flush timer runs on until the flush settles
@@ -403,7 +425,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
             handBack(inSslDecode);
             ctx.fireUserEventTriggered(e);
             if (!inSslDecode) {
-                handler.removeSslHandler();
+                SslPipeline.removeSslHandler(handler.ctx, handler.sslHandler);
             }
         } else {
             ctx.fireUserEventTriggered(e);
@@ -423,7 +445,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
             handBack(true); // the outcome was known before: bye() after a peer's half-close
         } else if (end >= CLOSE) {
             Channel ch = handler.ctx.channel();
-            if (phase == IDLE && ch.isActive() && !handler.sslHandlerRemoved()) {
+            if (phase == IDLE && ch.isActive() && !SslPipeline.isRemoved(handler.ctx, handler.sslHandler)) {
                 sendCloseNotify(); // the peer began and we close: make sure ours goes out, whatever the engine did
             }
             if (phase == FLUSHING && ch.isActive()) {
@@ -431,8 +453,7 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
             }
             phase = CLOSED;
             cancelTimer();
-            handler.closeTransport(closePromise != null ? closePromise : handler.ctx.newPromise(),
-                    end == DISCONNECT);
+            SslPipeline.close(handler.ctx, handler.sslHandler, closePromise(), end == DISCONNECT);
         }
         // LEAVE_OPEN: PeerClosePolicy.HALF_CLOSE, the application closes later.
     }
@@ -446,56 +467,31 @@ final class Closure extends ChannelDuplexHandler implements ChannelFutureListene
         }
         phase = HANDED_BACK;
         cancelTimer();
-        handler.leavePipeline(this, withSslHandler);
+        leavePipeline(withSslHandler);
         if (logger.isDebugEnabled()) {
             logger.debug("{} TLS closed cleanly; transport handed back as plaintext", handler.ctx.channel());
         }
     }
 
     // ------------------------------------------------------------------------------------------------------------
-    // The guard, in the pipeline while our close_notify is out
+    // As the guard, in the pipeline while our close_notify is out
     // ------------------------------------------------------------------------------------------------------------
 
-    private boolean isDiscarding() {
+    @Override
+    boolean isDiscarding() {
         return discard && !isTerminal();
     }
 
     @Override
-    public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (isDiscarding()) {
-            discarded += readableBytes(msg);
-            ReferenceCountUtil.release(msg);
-        } else {
-            ctx.fireChannelRead(msg);
-        }
+    void discarded(long bytes) {
+        discarded += bytes;
     }
 
     @Override
-    public void channelReadComplete(ChannelHandlerContext ctx) {
+    void readComplete() {
         if (!isTerminal()) {
             handler.recheckPeerCloseNotify(); // after a false close signal (OpenSSL), the true one comes with a read
         }
-        if (isDiscarding() && !ctx.channel().config().isAutoRead()) {
-            ctx.read(); // nobody downstream asks for more while we wait for the peer's close_notify
-        }
-        ctx.fireChannelReadComplete();
-    }
-
-    @Override
-    public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) {
-        ReferenceCountUtil.release(msg);
-        promise.tryFailure(new SslClosedEngineException(
-                "write rejected: close_notify was already sent on " + ctx.channel() + " (TLS output is closed)"));
-    }
-
-    private static long readableBytes(Object msg) {
-        if (msg instanceof ByteBuf) {
-            return ((ByteBuf) msg).readableBytes();
-        }
-        if (msg instanceof ByteBufHolder) {
-            return ((ByteBufHolder) msg).content().readableBytes();
-        }
-        return 0;
     }
 
     @Override

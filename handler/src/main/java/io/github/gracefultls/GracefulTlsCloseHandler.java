@@ -4,21 +4,15 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelOption;
-import io.netty.channel.ChannelPipeline;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.ChannelOutputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
-import io.netty.handler.codec.DecoderException;
-import io.netty.handler.ssl.SslClosedEngineException;
 import io.netty.handler.ssl.SslCloseCompletionEvent;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
-import io.netty.util.concurrent.DefaultPromise;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.Future;
-import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.ImmediateEventExecutor;
 import io.netty.util.concurrent.Promise;
 import io.netty.util.concurrent.PromiseNotifier;
@@ -29,7 +23,6 @@ import javax.net.ssl.SSLException;
 import java.io.IOException;
 import java.nio.channels.ClosedChannelException;
 import java.time.Duration;
-import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -55,20 +48,9 @@ import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
  * </ul>
  *
  * <p>Every channel whose handshake succeeded gets exactly one {@link TlsCloseEvent}, fired as a user event before
- * {@code channelInactive} reaches the handlers after this one:
- *
- * <table class="striped">
- *   <caption>Outcomes</caption>
- *   <tr><th>{@link TlsCloseStatus}</th><th>when</th><th>then</th></tr>
- *   <tr><td>{@code CLOSE_NOTIFY_RECEIVED}</td><td>the peer's {@code close_notify} arrived</td>
- *       <td>{@code close()}: the transport closes; {@code bye()}: the transport is left for reuse</td></tr>
- *   <tr><td>{@code TIMED_OUT}</td><td>our {@code close_notify} could not be flushed in time, or the peer's did not
- *       arrive in time</td><td>the channel is closed</td></tr>
- *   <tr><td>{@code TRUNCATED}</td><td>the transport's input ended (FIN, RST, inactive) before the peer's
- *       {@code close_notify}</td><td>the channel is closed</td></tr>
- *   <tr><td>{@code FAILED}</td><td>a local failure: the {@code close_notify} write failed, an {@code SSLException},
- *       a handler removed mid-close</td><td>the channel is closed</td></tr>
- * </table>
+ * {@code channelInactive} reaches the handlers after this one. Its {@link TlsCloseStatus} says how the closure
+ * ended: {@code CLOSE_NOTIFY_RECEIVED} is the one clean outcome; after {@code TIMED_OUT}, {@code TRUNCATED} or
+ * {@code FAILED} the channel is closed, whatever was asked.
  *
  * <h2>Example</h2>
  * <pre>
@@ -110,11 +92,6 @@ import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
  * may be called from any thread; the work runs on the channel's event loop, as does everything else, and the
  * listeners of the returned futures run there too.
  *
- * <h2>Structure</h2>
- * This class is the pipeline's face: the public operations, the hops onto the event loop, and the pipeline events,
- * each turned into an input of the channel's one {@code Closure}, the state machine that decides the outcome and
- * carries out what follows it. An {@code InputEndMeter} measures where the input ended, for truncations.
- *
  * <p>This handler is not {@link ChannelHandler.Sharable}: use one instance per channel. Leave the
  * {@code SslHandler}'s own {@link SslHandler#setCloseNotifyReadTimeout(long, TimeUnit) closeNotifyReadTimeout} at 0:
  * this handler does the waiting.
@@ -128,9 +105,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     static final InternalLogger logger = InternalLoggerFactory.getInstance(GracefulTlsCloseHandler.class);
 
-    @SuppressWarnings("rawtypes")
-    private static final AtomicReferenceFieldUpdater<GracefulTlsCloseHandler, Promise> OUTCOME_UPDATER =
-            AtomicReferenceFieldUpdater.newUpdater(GracefulTlsCloseHandler.class, Promise.class, "outcome");
+    private static final AtomicReferenceFieldUpdater<GracefulTlsCloseHandler, Object> OUTCOME_UPDATER =
+            AtomicReferenceFieldUpdater.newUpdater(GracefulTlsCloseHandler.class, Object.class, "outcome");
 
     /** The peer's close_notify has arrived, as verified by {@link #checkPeerCloseNotify()}. */
     private static final byte PEER_CLOSE_NOTIFY = 1;
@@ -145,8 +121,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     /** Created when the closure begins; idle channels have none. */
     private Closure closure;
     private byte flags;
-    /** Completed with the one TlsCloseEvent of this channel; created on demand. */
-    private volatile Promise<TlsCloseEvent> outcome;
+    /**
+     * Null; or the {@link Outcome} of this channel, created on demand; or, once concluded with nobody asking, its
+     * TlsCloseEvent, from which a later {@link #closeFuture()} makes a completed Outcome.
+     */
+    private volatile Object outcome;
 
     /**
      * Creates a handler with the defaults: 3 s to flush our {@code close_notify}, 3 s to wait for the peer's under
@@ -233,12 +212,13 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      * @return the future of this channel's TLS closure
      */
     public Future<TlsCloseEvent> closeFuture() {
-        Promise<TlsCloseEvent> p = outcome();
+        Outcome p = outcome();
         ChannelHandlerContext ctx = this.ctx;
         if (!p.isDone() && ctx != null) {
             // Created on demand: complete it if the outcome is known, or fail it if no outcome can come. The state
             // is read on the event loop, where a closure cannot be seen half done.
-            onEventLoop(ctx.executor(), () -> syncOutcome(p), () -> syncOutcome(p));
+            Runnable sync = () -> p.sync(ctx, sslHandler, closure == null ? null : closure.event());
+            onEventLoop(ctx.executor(), sync, sync);
         }
         return p;
     }
@@ -310,7 +290,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             throw new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " is not @Sharable: add one instance per channel");
         }
-        ChannelHandlerContext sslCtx = findSslHandlerBefore(ctx);
+        ChannelHandlerContext sslCtx = SslPipeline.sslHandlerBefore(ctx);
         if (sslCtx == null) {
             throw new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " needs an SslHandler before it in the pipeline, e.g. pipeline.addLast(\"ssl\", "
@@ -319,20 +299,6 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         this.ctx = ctx;
         this.sslHandler = (SslHandler) sslCtx.handler();
         meter = InputEndMeter.attach(ctx, sslCtx);
-    }
-
-    private static ChannelHandlerContext findSslHandlerBefore(ChannelHandlerContext ctx) {
-        ChannelPipeline pipeline = ctx.pipeline();
-        ChannelHandlerContext found = null;
-        for (Map.Entry<String, ChannelHandler> e : pipeline) {
-            if (e.getValue() == ctx.handler()) {
-                return found;
-            }
-            if (e.getValue() instanceof SslHandler) {
-                found = pipeline.context(e.getValue());
-            }
-        }
-        return null;
     }
 
     @Override
@@ -344,7 +310,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (ctx.channel().isRegistered()) {
             // Not while the pipeline is being torn down after the channel closed: it removes them itself.
             detachMeter();
-            removeQuietly(c);
+            SslPipeline.removeQuietly(ctx, c);
         }
         if (c != null && c.isSending() && c.event() == null) {
             // Removed by the application mid-close: report it, and close since the TLS state is unknown.
@@ -374,7 +340,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         Closure c = closure;
         if (c != null && c.isClosing()) {
             // Already closing: join it below the SslHandler, completes when the transport is closed.
-            closeTarget().close(promise);
+            SslPipeline.close(ctx, sslHandler, promise, false);
             return;
         }
         if (!handshakeSucceeded() || !ctx.channel().isActive()) {
@@ -389,7 +355,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         c = beginLocal(TlsCloseMode.SHUT_RDWR);
         if (c.isTerminal()) {
             // Settled at once: the peer's close_notify had arrived, and the transport was closed or handed back.
-            closeTransport(promise, disconnect);
+            SslPipeline.close(ctx, sslHandler, promise, disconnect);
         } else {
             c.close(promise, disconnect);
         }
@@ -400,11 +366,25 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (closure == null && checkPeerCloseNotify()) {
             onPeerCloseNotify(false); // it arrived, but its event is still on its way to us: the peer began
         }
+        Closure c = closure(TlsCloseInitiator.LOCAL, mode, Closure.LEAVE_OPEN);
+        c.start();
+        return c;
+    }
+
+    /**
+     * Returns the channel's one closure; if none is under way, begins it: by {@code initiator} or, if null, by
+     * whoever sent close_notify first, in {@code mode}, with {@code end} to follow the outcome.
+     */
+    private Closure closure(TlsCloseInitiator initiator, TlsCloseMode mode, byte end) {
         Closure c = closure;
         if (c == null) {
-            c = closure = new Closure(this, TlsCloseInitiator.LOCAL, mode);
+            if (initiator == null) {
+                initiator = sslHandler.engine().isOutboundDone() || SslPipeline.isRemoved(ctx, sslHandler)
+                        ? TlsCloseInitiator.LOCAL : TlsCloseInitiator.PEER;
+            }
+            c = closure = new Closure(this, initiator, mode);
+            c.raise(end);
         }
-        c.start();
         return c;
     }
 
@@ -448,7 +428,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-        Throwable io = handshakeSucceeded() ? sessionEndingCause(cause) : null;
+        Throwable io = handshakeSucceeded() ? SslPipeline.sessionEndingCause(cause) : null;
         if (io == null) {
             ctx.fireExceptionCaught(cause);
             return;
@@ -478,14 +458,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     }
 
     private void onPeerCloseNotify(boolean inSslDecode) {
-        Closure c = closure;
-        if (c == null) {
-            c = closure = new Closure(this, TlsCloseInitiator.PEER, null);
-            PeerClosePolicy policy = (flags & RELAYED) != 0 ? PeerClosePolicy.HALF_CLOSE : settings.peerClosePolicy;
-            c.raise(policy == PeerClosePolicy.CLOSE ? Closure.CLOSE
-                    : policy == PeerClosePolicy.REUSE_TRANSPORT ? Closure.HAND_BACK : Closure.LEAVE_OPEN);
-        }
-        c.peerCloseNotify(inSslDecode);
+        PeerClosePolicy policy = (flags & RELAYED) != 0 ? PeerClosePolicy.HALF_CLOSE : settings.peerClosePolicy;
+        closure(TlsCloseInitiator.PEER, null, Closure.endFor(policy)).peerCloseNotify(inSslDecode);
     }
 
     /** The transport's input ended: clean if the peer's close_notify came first, else a truncation. */
@@ -496,28 +470,18 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             // the input shutdown.
             onPeerCloseNotify(false);
         } else {
-            unexpectedEnd().inputEnded(truncation(what + " before the peer's close_notify", partialRecordBytes,
-                    cause));
+            closure(null, null, Closure.CLOSE).inputEnded(
+                    InputEndMeter.truncation(what + " before the peer's close_notify", partialRecordBytes, cause));
         }
     }
 
     private void onFailure(Throwable cause) {
-        Closure c = unexpectedEnd();
-        if (sslHandlerRemoved() && c.isIdle() && ctx.channel().isActive()) {
+        Closure c = closure(null, null, Closure.CLOSE);
+        if (SslPipeline.isRemoved(ctx, sslHandler) && c.isIdle() && ctx.channel().isActive()) {
             c.release(cause);
         } else {
             c.failed(cause);
         }
-    }
-
-    /** The closure an unexpected end concludes: begun by whoever sent close_notify first, if it is new. */
-    private Closure unexpectedEnd() {
-        Closure c = closure;
-        if (c == null) {
-            boolean local = sslHandler.engine().isOutboundDone() || sslHandlerRemoved();
-            c = closure = new Closure(this, local ? TlsCloseInitiator.LOCAL : TlsCloseInitiator.PEER, null);
-        }
-        return c;
     }
 
     private void warnIfOutputShutDownWithoutCloseNotify() {
@@ -544,19 +508,21 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      */
     void abort(Throwable cause) {
         if (!handshakeSucceeded()) {
-            resetAndClose(ctx.newPromise());
+            SslPipeline.resetAndClose(ctx, sslHandler, ctx.newPromise());
         } else {
-            Closure c = closure;
-            if (c == null) {
-                c = closure = new Closure(this, TlsCloseInitiator.LOCAL, null);
-            }
-            c.abort(cause);
+            closure(TlsCloseInitiator.LOCAL, null, Closure.CLOSE).abort(cause);
         }
     }
 
     // ------------------------------------------------------------------------------------------------------------
     // For the Closure
     // ------------------------------------------------------------------------------------------------------------
+
+    /** The meter and this handler leave the pipeline. */
+    void leavePipeline() {
+        detachMeter();
+        SslPipeline.removeQuietly(ctx, this);
+    }
 
     /** After each read while a closure is under way: the peer's close_notify may have come after a false signal. */
     void recheckPeerCloseNotify() {
@@ -565,66 +531,17 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         }
     }
 
-    /** Closes (or disconnects) the transport below the SslHandler, whose own close logic and timers stay out. */
-    void closeTransport(ChannelPromise promise, boolean disconnect) {
-        if (disconnect) {
-            closeTarget().disconnect(promise);
-        } else {
-            closeTarget().close(promise);
-        }
-    }
-
-    /** Closes the transport with a TCP reset where it allows one, below the SslHandler: no alert, no close_notify. */
-    void resetAndClose(ChannelPromise promise) {
-        Channel ch = ctx.channel();
-        if (ch.isActive()) {
-            try {
-                ch.config().setOption(ChannelOption.SO_LINGER, 0);
-            } catch (RuntimeException e) {
-                logger.debug("{} cannot set SO_LINGER 0: closing without a reset", ch, e);
-            }
-        }
-        closeTarget().close(promise);
-    }
-
-    /** The guard, the meter and this handler leave the pipeline, and with {@code withSslHandler} the SslHandler. */
-    void leavePipeline(Closure guard, boolean withSslHandler) {
-        removeQuietly(guard);
-        detachMeter();
-        removeQuietly(this);
-        if (withSslHandler) {
-            removeSslHandler();
-        }
-    }
-
-    /**
-     * Removes the SslHandler: it hands its undecoded bytes, those after the peer's close_notify, to the next handler
-     * as plaintext. Removed inside its own decode(), it does so once decode() returns.
-     */
-    void removeSslHandler() {
-        removeQuietly(sslHandler);
-        ctx.pipeline().flush(); // an engine's own close_notify reply may still be written but not flushed
-    }
-
-    /** True once the SslHandler left the pipeline, already while its handlerRemoved() runs. */
-    boolean sslHandlerRemoved() {
-        return ctx.pipeline().context(sslHandler) == null;
-    }
-
-    /** Returns the cause of a truncation, saying whether it cut a TLS record. */
-    TlsTruncationException truncation(String what, int partialRecordBytes, Throwable cause) {
-        return InputEndMeter.truncation(what, partialRecordBytes, cause);
-    }
-
-    /** The executor's clock, which EmbeddedChannel.freezeTime() and advanceTimeBy() drive. */
-    long now() {
-        return Clocks.nanoTime(ctx.executor());
-    }
-
+    /** Publishes the event: completes the outcome, or, if nobody asked for it yet, keeps the event for them. */
     void completeOutcome(TlsCloseEvent event) {
-        Promise<TlsCloseEvent> p = outcome;
-        if (p != null) {
-            p.trySuccess(event);
+        for (;;) {
+            Object o = outcome;
+            if (o instanceof Outcome) {
+                ((Outcome) o).trySuccess(event);
+                return;
+            }
+            if (o != null || OUTCOME_UPDATER.compareAndSet(this, null, event)) {
+                return;
+            }
         }
     }
 
@@ -632,22 +549,8 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     // Helpers
     // ------------------------------------------------------------------------------------------------------------
 
-    /** Below the SslHandler, or where it was. */
-    private ChannelHandlerContext closeTarget() {
-        ChannelHandlerContext sslCtx = ctx.pipeline().context(sslHandler);
-        return sslCtx != null ? sslCtx : ctx;
-    }
-
-    /**
-     * Returns the bytes of a TLS record cut by the end of the input, from the meter, or, without one, from the
-     * SslHandler's buffer if it still holds them ({@code bufferHeld}), else -1.
-     */
     private int partialRecordBytes(boolean bufferHeld) {
-        InputEndMeter m = meter;
-        if (m != null) {
-            return m.partialRecordBytes(sslHandler);
-        }
-        return bufferHeld ? SslHandlerAccess.undecodedBytes(sslHandler) : -1;
+        return InputEndMeter.partialRecordBytes(meter, sslHandler, bufferHeld);
     }
 
     /**
@@ -668,42 +571,27 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         return sslHandler != null && sslHandler.handshakeFuture().isSuccess();
     }
 
-    @SuppressWarnings("unchecked")
-    private Promise<TlsCloseEvent> outcome() {
-        Promise<TlsCloseEvent> p = outcome;
-        if (p == null) {
-            Promise<TlsCloseEvent> created = new Outcome(this);
-            p = OUTCOME_UPDATER.compareAndSet(this, null, created) ? created : outcome;
-        }
-        return p;
-    }
-
-    /** On the event loop: completes a promise created on demand, or fails it if no outcome can come. */
-    private void syncOutcome(Promise<TlsCloseEvent> p) {
-        Closure c = closure;
-        if (p.isDone()) {
-            return;
-        }
-        if (c != null && c.event() != null) {
-            p.trySuccess(c.event());
-            return;
-        }
-        SslHandler ssl = sslHandler;
-        if (ssl != null && ssl.handshakeFuture().cause() != null) {
-            p.tryFailure(new IllegalStateException("the TLS handshake failed", ssl.handshakeFuture().cause()));
-        } else if (!ctx.channel().isActive() && ctx.channel().closeFuture().isDone()
-                && (ssl == null || !ssl.handshakeFuture().isSuccess())) {
-            p.tryFailure(new IllegalStateException("the channel closed before the TLS handshake succeeded"));
-        } else if (ctx.isRemoved()) {
-            p.tryFailure(new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
-                    + " removed from the pipeline before the TLS closure"));
+    /** The outcome, created on demand, from any thread; completed at once if the closure has concluded. */
+    private Outcome outcome() {
+        for (;;) {
+            Object o = outcome;
+            if (o instanceof Outcome) {
+                return (Outcome) o;
+            }
+            Outcome created = new Outcome(this);
+            if (o != null) {
+                created.trySuccess((TlsCloseEvent) o);
+            }
+            if (OUTCOME_UPDATER.compareAndSet(this, o, created)) {
+                return created;
+            }
         }
     }
 
     private void failOutcome(Throwable cause) {
-        Promise<TlsCloseEvent> p = outcome;
-        if (p != null) {
-            p.tryFailure(cause);
+        Object p = outcome;
+        if (p instanceof Outcome) {
+            ((Outcome) p).tryFailure(cause);
         }
     }
 
@@ -715,59 +603,6 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             } catch (RuntimeException e) {
                 logger.debug("{} could not detach {}", ctx.channel(), m, e);
             }
-        }
-    }
-
-    private void removeQuietly(ChannelHandler handler) {
-        if (handler == null) {
-            return;
-        }
-        ChannelPipeline pipeline = ctx.pipeline();
-        if (pipeline.context(handler) != null) {
-            try {
-                pipeline.remove(handler);
-            } catch (RuntimeException e) {
-                logger.debug("{} could not remove {}", ctx.channel(), handler, e);
-            }
-        }
-    }
-
-    /** An IOException (SSLException included) that ends the TLS session, unwrapped from a DecoderException. */
-    private static Throwable sessionEndingCause(Throwable cause) {
-        Throwable t = cause;
-        if (t instanceof DecoderException && t.getCause() != null) {
-            t = t.getCause();
-        }
-        // A rejected write (ours or the SslHandler's, fired for a void promise) does not end the session.
-        return t instanceof IOException && !(t instanceof SslClosedEngineException) ? t : null;
-    }
-
-    static String format(long nanos) {
-        if (nanos % 1_000_000_000L == 0) {
-            return nanos / 1_000_000_000L + "s";
-        }
-        if (nanos % 1_000_000L == 0) {
-            return nanos / 1_000_000L + "ms";
-        }
-        return nanos + "ns";
-    }
-
-    /**
-     * The outcome promise. Its listeners run on the channel's event loop, also when it was created before the
-     * handler knew its channel (closeFuture() called before the handler was added).
-     */
-    private static final class Outcome extends DefaultPromise<TlsCloseEvent> {
-        private final GracefulTlsCloseHandler handler;
-
-        Outcome(GracefulTlsCloseHandler handler) {
-            this.handler = handler;
-            setUncancellable();
-        }
-
-        @Override
-        protected EventExecutor executor() {
-            ChannelHandlerContext ctx = handler.ctx;
-            return ctx != null ? ctx.executor() : GlobalEventExecutor.INSTANCE;
         }
     }
 

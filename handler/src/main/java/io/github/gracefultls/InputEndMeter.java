@@ -72,6 +72,17 @@ interface InputEndMeter {
     }
 
     /**
+     * Returns the bytes of a TLS record cut by the end of the input, from the meter, or, without one, from the
+     * SslHandler's buffer if it still holds them ({@code bufferHeld}), else -1.
+     */
+    static int partialRecordBytes(InputEndMeter meter, SslHandler ssl, boolean bufferHeld) {
+        if (meter != null) {
+            return meter.partialRecordBytes(ssl);
+        }
+        return bufferHeld ? SslHandlerAccess.undecodedBytes(ssl) : -1;
+    }
+
+    /**
      * Returns the cause of a truncation: {@code what} happened, at a record boundary or inside a record, as
      * {@code partialRecordBytes} says (-1: unknown).
      */

@@ -74,7 +74,7 @@ class BuilderTest {
             TlsCloseEvent event = single(recorder);
             assertThat(event.status()).isEqualTo(TlsCloseStatus.TIMED_OUT);
             assertThat(event.elapsed()).isEqualTo(Duration.ofSeconds(3));
-            assertThat(event.cause()).hasMessageContaining("3s");
+            assertThat(event.cause()).hasMessageContaining("within 3.0s");
             assertThat(closed.isSuccess()).isTrue();
             assertThat(client.isOpen()).isFalse();
         }

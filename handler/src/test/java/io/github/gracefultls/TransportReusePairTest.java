@@ -252,7 +252,7 @@ class TransportReusePairTest {
 
     // ---------------------------------------------------------------------------------------------------------
 
-    /** Only the application handler is left: no SslHandler, GracefulTlsCloseHandler, ClosingGuard, observer. */
+    /** Only the application handler is left: no SslHandler, GracefulTlsCloseHandler, closing guard, meter. */
     static void assertOnlyApp(EmbeddedChannel ch) {
         assertThat(names(ch)).as("pipeline").containsExactly("app");
         List<ChannelHandler> handlers = List.copyOf(ch.pipeline().toMap().values());

@@ -1,0 +1,101 @@
+package io.github.gracefultls;
+
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPipeline;
+import io.netty.channel.ChannelPromise;
+import io.netty.handler.codec.DecoderException;
+import io.netty.handler.ssl.SslClosedEngineException;
+import io.netty.handler.ssl.SslHandler;
+
+import java.io.IOException;
+import java.util.Map;
+
+/**
+ * The handler's place in the pipeline, next to its {@link SslHandler}: finding the SslHandler, closing the transport
+ * below it (where its own close logic and timers stay out of the way), and taking handlers out.
+ */
+final class SslPipeline {
+
+    private SslPipeline() {
+    }
+
+    /** The context of the last SslHandler before {@code ctx}, or null. */
+    static ChannelHandlerContext sslHandlerBefore(ChannelHandlerContext ctx) {
+        ChannelPipeline pipeline = ctx.pipeline();
+        ChannelHandlerContext found = null;
+        for (Map.Entry<String, ChannelHandler> e : pipeline) {
+            if (e.getValue() == ctx.handler()) {
+                return found;
+            }
+            if (e.getValue() instanceof SslHandler) {
+                found = pipeline.context(e.getValue());
+            }
+        }
+        return null;
+    }
+
+    /** True once the SslHandler left the pipeline, already while its handlerRemoved() runs. */
+    static boolean isRemoved(ChannelHandlerContext ctx, SslHandler ssl) {
+        return ctx.pipeline().context(ssl) == null;
+    }
+
+    /** Closes (or disconnects) the transport below the SslHandler, or below {@code ctx} once it left. */
+    static void close(ChannelHandlerContext ctx, SslHandler ssl, ChannelPromise promise, boolean disconnect) {
+        ChannelHandlerContext sslCtx = ctx.pipeline().context(ssl);
+        ChannelHandlerContext below = sslCtx != null ? sslCtx : ctx;
+        if (disconnect) {
+            below.disconnect(promise);
+        } else {
+            below.close(promise);
+        }
+    }
+
+    /** Closes the transport below the SslHandler with a TCP reset where it allows one: no alert, no close_notify. */
+    static void resetAndClose(ChannelHandlerContext ctx, SslHandler ssl, ChannelPromise promise) {
+        Channel ch = ctx.channel();
+        if (ch.isActive()) {
+            try {
+                ch.config().setOption(ChannelOption.SO_LINGER, 0);
+            } catch (RuntimeException e) {
+                GracefulTlsCloseHandler.logger.debug("{} cannot set SO_LINGER 0: closing without a reset", ch, e);
+            }
+        }
+        close(ctx, ssl, promise, false);
+    }
+
+    /**
+     * Removes the SslHandler: it hands its undecoded bytes, those after the peer's close_notify, to the next handler
+     * as plaintext. Removed inside its own decode(), it does so once decode() returns.
+     */
+    static void removeSslHandler(ChannelHandlerContext ctx, SslHandler ssl) {
+        removeQuietly(ctx, ssl);
+        ctx.pipeline().flush(); // an engine's own close_notify reply may still be written but not flushed
+    }
+
+    static void removeQuietly(ChannelHandlerContext ctx, ChannelHandler handler) {
+        if (handler == null) {
+            return;
+        }
+        ChannelPipeline pipeline = ctx.pipeline();
+        if (pipeline.context(handler) != null) {
+            try {
+                pipeline.remove(handler);
+            } catch (RuntimeException e) {
+                GracefulTlsCloseHandler.logger.debug("{} could not remove {}", ctx.channel(), handler, e);
+            }
+        }
+    }
+
+    /** An IOException (SSLException included) that ends the TLS session, unwrapped from a DecoderException. */
+    static Throwable sessionEndingCause(Throwable cause) {
+        Throwable t = cause;
+        if (t instanceof DecoderException && t.getCause() != null) {
+            t = t.getCause();
+        }
+        // A rejected write (ours or the SslHandler's, fired for a void promise) does not end the session.
+        return t instanceof IOException && !(t instanceof SslClosedEngineException) ? t : null;
+    }
+}
