@@ -115,6 +115,10 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         this.startNanos = now();
     }
 
+    byte phase() {
+        return phase;
+    }
+
     TlsCloseEvent event() {
         return event;
     }

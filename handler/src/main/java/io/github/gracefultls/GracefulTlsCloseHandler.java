@@ -518,6 +518,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     // For the Closure
     // ------------------------------------------------------------------------------------------------------------
 
+    /** The closure under way or concluded, null before any; for tests. */
+    Closure currentClosure() {
+        return closure;
+    }
+
     /** The meter and this handler leave the pipeline. */
     void leavePipeline() {
         detachMeter();
