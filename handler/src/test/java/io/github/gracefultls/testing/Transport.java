@@ -18,9 +18,9 @@ import org.junit.jupiter.api.Assumptions;
  * kernel (and on seccomp in containers), in CI too: where it is unavailable its cells are skipped with the cause,
  * where it is available they must pass.
  *
- * <p>On Netty 4.2 io_uring is Netty's own {@code io.netty.channel.uring}; on Netty 4.1 (profile {@code netty41}) it
- * is the incubator's {@code io.netty.incubator.channel.uring}. {@link IoUringTransport} is the one class that differs
- * between the two: {@code src/test/netty42} and {@code src/test/netty41} each have theirs.
+ * <p>On Netty 4.2 io_uring is Netty's own {@code io.netty.channel.uring}; Netty 4.1 (profile {@code netty41}) has
+ * none, and there its cells are skipped with that cause. {@link IoUringTransport} is the one class that differs
+ * between the two lines: {@code src/test/netty42} and {@code src/test/netty41} each have theirs.
  */
 public enum Transport {
     NIO,
