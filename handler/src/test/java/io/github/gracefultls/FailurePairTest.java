@@ -2,29 +2,40 @@ package io.github.gracefultls;
 
 import io.github.gracefultls.PairTestSupport.Fixture;
 import io.github.gracefultls.PairTestSupport.Stall;
+import io.github.gracefultls.testing.RecordingHandler;
+import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.TlsPair;
 import io.github.gracefultls.testing.TlsPair.Side;
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.ChannelFuture;
+import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.handler.ssl.SslClosedEngineException;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.Future;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import javax.net.ssl.SSLException;
 import java.io.IOException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
 
 import static io.github.gracefultls.PairTestSupport.COMBOS;
-import static io.github.gracefultls.PairTestSupport.ascii;
 import static io.github.gracefultls.PairTestSupport.assertCompletedWith;
 import static io.github.gracefultls.PairTestSupport.assertEvent;
 import static io.github.gracefultls.PairTestSupport.assertOneEventBeforeInactive;
-import static io.github.gracefultls.PairTestSupport.buf;
+import static io.github.gracefultls.PairTestSupport.buffer;
 import static io.github.gracefultls.PairTestSupport.completions;
+import static io.github.gracefultls.PairTestSupport.handlerOf;
+import static io.github.gracefultls.PairTestSupport.onlyEvent;
+import static io.github.gracefultls.PairTestSupport.pairWithHandlers;
 import static io.github.gracefultls.TlsCloseInitiator.LOCAL;
 import static io.github.gracefultls.TlsCloseMode.SHUT_RDWR;
 import static io.github.gracefultls.TlsCloseStatus.FAILED;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Named.named;
 
 /**
  * Local failures while closing: {@code FAILED}, the channel is closed, and the futures and the close promise still
@@ -105,6 +116,7 @@ class FailurePairTest {
                 .handshake()) {
             ChannelFuture closed = f.client().pipeline().close();
             Future<TlsCloseEvent> closeFuture = f.clientHandler().closeFuture();
+            assertThat(closed.isDone()).isFalse();
 
             f.client().pipeline().remove("tls-close");
             f.client().runPendingTasks();
@@ -118,27 +130,113 @@ class FailurePairTest {
         }
     }
 
-    /** After our close_notify, writes fail at once with a clear exception, are released, and send nothing. */
+    /**
+     * The SslHandler removed during our wait for the peer's close_notify: {@code FAILED}, and the close completes.
+     * ({@link #handlerRemovedMidCloseIsFailedAndClosesTheChannel} removes ours.)
+     */
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
-    void writesAfterOurCloseNotifyFailAtOnce(SslProvider provider, String protocol) {
-        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
-                .handshake()) {
-            Future<TlsCloseEvent> bye = f.clientHandler().bye(TlsCloseMode.SHUT_WR);
-            byte[] closeNotify = f.pair.drainOutbound(Side.CLIENT);
+    void sslHandlerRemovedMidCloseIsFailedAndClosesTheChannel(SslProvider provider, String protocol) {
+        try (TlsPair pair = pairWithHandlers(provider, protocol)) {
+            pair.handshake();
+            EmbeddedChannel client = pair.client();
+            GracefulTlsCloseHandler handler = handlerOf(client);
+            ChannelFuture closed = client.close();
+            assertThat(closed.isDone()).isFalse();
 
-            ChannelFuture written = f.client().writeAndFlush(buf(f.client(), ascii("too late")));
+            client.pipeline().remove(SslHandler.class);
+            client.runPendingTasks();
 
-            assertThat(written.isDone()).isTrue();
+            TlsCloseEvent event = onlyEvent(pair.clientRecorder());
+            assertThat(event.status()).isEqualTo(TlsCloseStatus.FAILED);
+            assertThat(event.cause()).isNotNull();
+            assertThat(closed.isSuccess()).isTrue();
+            assertThat(client.isOpen()).isFalse();
+            assertThat(handler.closeFuture().getNow()).isSameAs(event);
+        }
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void sslHandlerRemovedWhileIdleIsFailedAndLeavesTheChannelOpen(SslProvider provider, String protocol) {
+        try (TlsPair pair = pairWithHandlers(provider, protocol)) {
+            pair.handshake();
+            EmbeddedChannel client = pair.client();
+            GracefulTlsCloseHandler handler = handlerOf(client);
+
+            client.pipeline().remove(SslHandler.class);
+            client.runPendingTasks();
+
+            TlsCloseEvent event = onlyEvent(pair.clientRecorder());
+            assertThat(event.status()).isEqualTo(TlsCloseStatus.FAILED);
+            assertThat(event.cause()).isNotNull();
+            assertThat(client.pipeline().get(GracefulTlsCloseHandler.class)).isNull();
+            assertThat(client.pipeline().context(handler)).isNull();
+            assertThat(client.isOpen()).isTrue();
+            assertThat(handler.closeFuture().getNow()).isSameAs(event);
+            // Nothing of ours is left in the pipeline: just the application's handler.
+            assertThat(client.pipeline().names()).containsExactly(
+                    pair.client().pipeline().context(pair.clientRecorder()).name(),
+                    "DefaultChannelPipeline$TailContext#0");
+            assertThat(client.runScheduledPendingTasks()).as("no timer left").isEqualTo(-1);
+        }
+    }
+
+    /** How our side sends its close_notify: {@code close()} (SHUT_RDWR) or {@code bye(SHUT_WR)}; returns its future. */
+    private interface Closure {
+        Future<?> begin(EmbeddedChannel client);
+    }
+
+    static Stream<Arguments> closures() {
+        return Tls.casesWithProvidersAndProtocols(
+                named("close()", (Closure) EmbeddedChannel::close),
+                named("bye(SHUT_WR)", (Closure) client -> handlerOf(client).bye(TlsCloseMode.SHUT_WR)));
+    }
+
+    /**
+     * After our close_notify, writes fail at once with a clear exception, are released (with a void promise too), and
+     * send nothing; they do not spoil the clean outcome.
+     */
+    @ParameterizedTest(name = "{0}, {1} {2}")
+    @MethodSource("closures")
+    void writesAfterOurCloseNotifyFailAtOnce(Closure closure, SslProvider provider, String protocol) {
+        try (TlsPair pair = TlsPair.builder(provider, protocol)
+                .clientHandlers(new GracefulTlsCloseHandler(), RecordingHandler.swallowingExceptions())
+                .serverHandlers(new GracefulTlsCloseHandler(), new RecordingHandler())
+                .build()) {
+            pair.handshake();
+            EmbeddedChannel client = pair.client();
+            Future<?> closing = closure.begin(client);
+            byte[] closeNotify = pair.drainOutbound(Side.CLIENT);
+
+            ByteBuf late = buffer(client, "too late");
+            ChannelFuture written = client.writeAndFlush(late);
+
+            assertThat(written.isDone()).as("write failed at once").isTrue();
             assertThat(written.cause()).isInstanceOf(SslClosedEngineException.class)
                     .hasMessageContaining("close_notify");
-            assertThat(f.pair.hasPendingOutbound(Side.CLIENT)).isFalse();
-            assertThat(f.clientApp().exceptions()).isEmpty();
+            assertThat(late.refCnt()).isZero();
+            assertThat(pair.hasPendingOutbound(Side.CLIENT)).isFalse();
+            assertThat(pair.clientRecorder().exceptions()).isEmpty();
 
-            f.pair.deliver(Side.SERVER, closeNotify);
-            f.pair.forward(Side.SERVER);
-            assertThat(bye.getNow().isClean()).isTrue();
-            assertThat(f.serverApp().receivedBytes()).isEmpty();
+            ByteBuf voidWrite = buffer(client, "too late, void promise");
+            client.writeAndFlush(voidWrite, client.voidPromise());
+            assertThat(voidWrite.refCnt()).isZero();
+
+            pair.deliver(Side.SERVER, closeNotify);
+            pair.pump();
+            assertThat(closing.isSuccess()).isTrue();
+            TlsCloseEvent event = onlyEvent(pair.clientRecorder());
+            assertThat(event.status()).as("the rejected writes do not spoil the outcome: %s", event)
+                    .isEqualTo(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
+            if (closing.getNow() instanceof TlsCloseEvent) { // bye(SHUT_WR)'s event; close()'s promise has none
+                assertThat(((TlsCloseEvent) closing.getNow()).isClean()).isTrue();
+            }
+            assertThat(pair.serverRecorder().receivedBytes()).as("nothing after close_notify reached the peer")
+                    .isEmpty();
+            for (Throwable t : pair.clientRecorder().exceptions()) {
+                assertThat(t).isInstanceOf(SslClosedEngineException.class);
+            }
         }
     }
 }

@@ -308,6 +308,11 @@ class GracefulTlsCloseHandlerPairTest {
             assertThat(counts[0]).hasValue(1);
             assertThat(counts[1]).hasValue(1);
             assertThat(f.client().isOpen()).as("close() wins over bye(): the transport closes").isFalse();
+            assertThat(f.clientHandler().closeFuture().getNow()).isSameAs(event);
+
+            // A close() after the fact completes too.
+            assertThat(f.client().close().isSuccess()).isTrue();
+            assertThat(f.clientApp().eventsOfType(TlsCloseEvent.class)).hasSize(1);
         }
     }
 
@@ -326,9 +331,11 @@ class GracefulTlsCloseHandlerPairTest {
             assertThat(closed.isSuccess()).isTrue();
             assertThat(f.client().isOpen()).isFalse();
             assertNoEvent(f.clientApp());
+            assertThat(closeFuture.isDone()).as("closeFuture() taken before the close").isTrue();
             assertThat(closeFuture.cause()).isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("handshake");
             Future<TlsCloseEvent> askedAfterwards = f.clientHandler().closeFuture();
+            assertThat(askedAfterwards.isDone()).as("closeFuture() taken after the close").isTrue();
             assertThat(askedAfterwards.cause()).isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("handshake");
         }
@@ -352,30 +359,45 @@ class GracefulTlsCloseHandlerPairTest {
         }
     }
 
+    /**
+     * Nothing was sent or changed: only the ClientHello is on the wire, the handshake still succeeds, and a closure
+     * afterwards (a {@code close()}, or a {@code bye(SHUT_RDWR)}) is clean.
+     */
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void byeAndShutdownOutputBeforeTheHandshakeFail(SslProvider provider, String protocol) {
-        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())) {
-            Future<TlsCloseEvent> rdwr = f.clientHandler().bye(SHUT_RDWR);
-            Future<TlsCloseEvent> wr = f.clientHandler().bye(SHUT_WR);
-            Future<TlsCloseEvent> shutdown = f.clientHandler().shutdownOutput();
-            Future<TlsCloseEvent> staticShutdown = GracefulTlsCloseHandler.shutdownOutput(f.client());
+        for (boolean closeAfterwards : new boolean[] {true, false}) {
+            try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(),
+                    new GracefulTlsCloseHandler())) {
+                Future<TlsCloseEvent> rdwr = f.clientHandler().bye(SHUT_RDWR);
+                Future<TlsCloseEvent> wr = f.clientHandler().bye(SHUT_WR);
+                Future<TlsCloseEvent> shutdown = f.clientHandler().shutdownOutput();
+                Future<TlsCloseEvent> staticShutdown = GracefulTlsCloseHandler.shutdownOutput(f.client());
 
-            for (Future<TlsCloseEvent> future : List.of(rdwr, wr, shutdown, staticShutdown)) {
-                assertThat(future.isDone()).isTrue();
-                assertThat(future.cause()).isInstanceOf(IllegalStateException.class)
-                        .hasMessageContaining("handshake");
+                for (Future<TlsCloseEvent> future : List.of(rdwr, wr, shutdown, staticShutdown)) {
+                    assertThat(future.isDone()).isTrue();
+                    assertThat(future.cause()).isInstanceOf(IllegalStateException.class)
+                            .hasMessageContaining("handshake");
+                }
+                assertThat(f.client().isOpen()).isTrue();
+                assertNoEvent(f.clientApp());
+                assertThat(f.pair.hasPendingOutbound(Side.CLIENT)).isTrue(); // the ClientHello, no close_notify
+
+                f.handshake();
+                assertNoEvent(f.clientApp());
+                if (closeAfterwards) {
+                    ChannelFuture closed = f.client().close();
+                    f.pair.forward(Side.CLIENT);
+                    f.pair.forward(Side.SERVER);
+                    assertThat(closed.isSuccess()).isTrue();
+                    assertEvent(assertOneEventBeforeInactive(f.clientApp()), CLOSE_NOTIFY_RECEIVED, LOCAL, SHUT_RDWR);
+                } else {
+                    Future<TlsCloseEvent> bye = f.clientHandler().bye(SHUT_RDWR);
+                    f.pair.pump();
+                    assertThat(bye.isSuccess()).isTrue();
+                    assertThat(bye.getNow().status()).isEqualTo(CLOSE_NOTIFY_RECEIVED);
+                }
             }
-            assertThat(f.client().isOpen()).isTrue();
-            assertNoEvent(f.clientApp());
-
-            // Nothing was sent or changed: the handshake still succeeds, and a closure works afterwards.
-            f.handshake();
-            ChannelFuture closed = f.client().close();
-            f.pair.forward(Side.CLIENT);
-            f.pair.forward(Side.SERVER);
-            assertThat(closed.isSuccess()).isTrue();
-            assertEvent(assertOneEventBeforeInactive(f.clientApp()), CLOSE_NOTIFY_RECEIVED, LOCAL, SHUT_RDWR);
         }
     }
 

@@ -7,6 +7,7 @@ import io.github.gracefultls.testing.TlsPair.Side;
 import io.github.gracefultls.testing.TlsRecords;
 import io.github.gracefultls.testing.TlsRecords.Record;
 import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelDuplexHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipeline;
@@ -60,6 +61,25 @@ final class PairTestSupport {
 
     static ByteBuf buf(EmbeddedChannel ch, byte[] bytes) {
         return ch.alloc().buffer(bytes.length).writeBytes(bytes);
+    }
+
+    /** A {@link TlsPair} with a {@link GracefulTlsCloseHandler} and a {@link RecordingHandler} on each side. */
+    static TlsPair pairWithHandlers(SslProvider provider, String protocol) {
+        return TlsPair.builder(provider, protocol)
+                .clientHandlers(new GracefulTlsCloseHandler(), new RecordingHandler())
+                .serverHandlers(new GracefulTlsCloseHandler(), new RecordingHandler())
+                .build();
+    }
+
+    /** The channel's {@link GracefulTlsCloseHandler}; fails if there is none. */
+    static GracefulTlsCloseHandler handlerOf(Channel channel) {
+        GracefulTlsCloseHandler handler = channel.pipeline().get(GracefulTlsCloseHandler.class);
+        assertThat(handler).as("GracefulTlsCloseHandler in " + channel.pipeline().names()).isNotNull();
+        return handler;
+    }
+
+    static ByteBuf buffer(Channel channel, String s) {
+        return channel.alloc().buffer().writeBytes(s.getBytes(StandardCharsets.US_ASCII));
     }
 
     /** Handler names of the pipeline, head and tail excluded. */

@@ -2,11 +2,13 @@ package io.github.gracefultls;
 
 import io.github.gracefultls.PairTestSupport.Fixture;
 import io.github.gracefultls.PairTestSupport.Stall;
+import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.TlsPair.Side;
 import io.netty.channel.ChannelFuture;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.Future;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.time.Duration;
@@ -14,6 +16,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Function;
+import java.util.stream.Stream;
 
 import static io.github.gracefultls.PairTestSupport.COMBOS;
 import static io.github.gracefultls.PairTestSupport.ascii;
@@ -32,6 +35,7 @@ import static io.github.gracefultls.TlsCloseStatus.CLOSE_NOTIFY_RECEIVED;
 import static io.github.gracefultls.TlsCloseStatus.TIMED_OUT;
 import static io.github.gracefultls.TransportReusePairTest.assertOnlyApp;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Named.named;
 
 /**
  * Deadlines, driven by the channels' frozen clocks: the peer's close_notify never comes (we simply do not forward
@@ -192,7 +196,12 @@ class TimeoutPairTest {
     void idleChannelsHaveNothingScheduled(SslProvider provider, String protocol) {
         try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
                 .handshake()) {
+            assertThat(f.client().runScheduledPendingTasks()).isEqualTo(-1);
+            assertThat(f.server().runScheduledPendingTasks()).isEqualTo(-1);
+
+            // Data flowing does not schedule anything either.
             f.client().writeAndFlush(buf(f.client(), ascii("ping")));
+            f.server().writeAndFlush(buf(f.server(), ascii("pong")));
             f.pair.pump();
 
             assertThat(f.client().runScheduledPendingTasks()).isEqualTo(-1);
@@ -201,6 +210,37 @@ class TimeoutPairTest {
             assertThat(f.server().hasPendingTasks()).isFalse();
             assertThat(f.client().pipeline().toMap().values()).noneMatch(h -> h instanceof ClosingGuard);
             assertThat(f.clientHandler().closeFuture().isDone()).isFalse();
+        }
+    }
+
+    /** How our side begins a clean closure of a {@link Fixture}'s client; returns its future. */
+    private interface Closure {
+        Future<TlsCloseEvent> begin(Fixture f);
+    }
+
+    static Stream<Arguments> cleanClosures() {
+        return Tls.casesWithProvidersAndProtocols(
+                named("close()", (Closure) f -> {
+                    f.client().pipeline().close();
+                    return f.clientHandler().closeFuture();
+                }),
+                named("bye(SHUT_RDWR)", (Closure) f -> f.clientHandler().bye(SHUT_RDWR)));
+    }
+
+    @ParameterizedTest(name = "{0}, {1} {2}")
+    @MethodSource("cleanClosures")
+    void timersAreCancelledAfterACleanClosure(Closure closure, SslProvider provider, String protocol) {
+        try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
+                .handshake()) {
+            Future<TlsCloseEvent> closed = closure.begin(f);
+            assertThat(f.client().runScheduledPendingTasks()).as("read timer while closing").isPositive();
+            f.pair.pump();
+
+            assertThat(closed.isSuccess()).isTrue();
+            assertThat(closed.getNow().isClean()).isTrue();
+            assertThat(onlyEvent(f.clientApp())).isSameAs(closed.getNow());
+            assertThat(f.client().runScheduledPendingTasks()).as("client timers after").isEqualTo(-1);
+            assertThat(f.server().runScheduledPendingTasks()).as("server timers after").isEqualTo(-1);
         }
     }
 

@@ -225,14 +225,28 @@ class TransportReusePairTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource(COMBOS)
     void byeShutRdwrAfterByeShutWrWaitsForTheSameCloseNotify(SslProvider provider, String protocol) {
+        byeShutRdwrAfterHalfCloseWaitsForTheSameCloseNotify(provider, protocol, f -> f.clientHandler().bye(SHUT_WR));
+    }
+
+    /** The SPEC's own case: a bye(SHUT_RDWR) after shutdownOutput() (here bye(SHUT_WR): not a DuplexChannel). */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void byeShutRdwrAfterShutdownOutputWaitsForTheSameCloseNotify(SslProvider provider, String protocol) {
+        byeShutRdwrAfterHalfCloseWaitsForTheSameCloseNotify(provider, protocol, f -> f.clientHandler().shutdownOutput());
+    }
+
+    private static void byeShutRdwrAfterHalfCloseWaitsForTheSameCloseNotify(
+            SslProvider provider, String protocol, Function<Fixture, Future<TlsCloseEvent>> halfClose) {
         try (Fixture f = Fixture.of(provider, protocol, new GracefulTlsCloseHandler(), new GracefulTlsCloseHandler())
                 .handshake()) {
             f.server().writeAndFlush(buf(f.server(), PAYLOAD)); // in flight
-            Future<TlsCloseEvent> wr = f.clientHandler().bye(SHUT_WR);
+            Future<TlsCloseEvent> wr = halfClose.apply(f);
             byte[] closeNotify = f.pair.drainOutbound(Side.CLIENT);
             Future<TlsCloseEvent> rdwr = f.clientHandler().bye(SHUT_RDWR);
             assertThat(f.pair.pendingOutboundBytes(Side.CLIENT)).as("a single close_notify").isZero();
             assertThat(f.client().runScheduledPendingTasks()).as("now the read timeout runs").isPositive();
+            assertThat(wr.isDone()).isFalse();
+            assertThat(rdwr.isDone()).isFalse();
 
             f.pair.deliver(Side.SERVER, closeNotify);
             f.pair.forward(Side.SERVER);
@@ -242,8 +256,11 @@ class TransportReusePairTest {
             assertThat(event.initiator()).isEqualTo(LOCAL);
             assertThat(event.discardedBytes()).isEqualTo(PAYLOAD.length);
             assertThat(f.clientApp().receivedBytes()).isEmpty();
+            assertThat(wr.isSuccess()).isTrue();
+            assertThat(rdwr.isSuccess()).isTrue();
             assertThat(wr.getNow()).isSameAs(event);
             assertThat(rdwr.getNow()).isSameAs(event);
+            assertThat(f.clientHandler().closeFuture().getNow()).isSameAs(event);
             assertThat(f.client().isOpen()).isTrue();
             assertOnlyApp(f.client());
             assertThat(f.client().runScheduledPendingTasks()).as("read timer cancelled").isEqualTo(-1);

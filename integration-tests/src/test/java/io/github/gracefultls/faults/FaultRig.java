@@ -8,20 +8,12 @@ import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.TlsSockets;
 import io.github.gracefultls.testing.TlsSockets.Client;
 import io.github.gracefultls.testing.TlsSockets.Peer;
+import io.github.gracefultls.testing.Transport;
 import io.github.gracefultls.testing.Wire;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.ServerChannel;
-import io.netty.channel.epoll.Epoll;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.epoll.EpollServerSocketChannel;
-import io.netty.channel.epoll.EpollSocketChannel;
-import io.netty.channel.nio.NioIoHandler;
-import io.netty.channel.socket.nio.NioServerSocketChannel;
-import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.Future;
 
@@ -33,7 +25,7 @@ import java.util.function.Consumer;
 import static java.util.concurrent.TimeUnit.SECONDS;
 
 /**
- * Real loopback TLS connections for the fault tests, on a transport of their own ({@link TlsSockets}): "our" client
+ * Real loopback TLS connections for the fault tests, on a {@link Transport} of their own ({@link TlsSockets}): "our" client
  * channel ({@code SslHandler}, {@link GracefulTlsCloseHandler}, {@link RecordingHandler}) and a Netty peer whose
  * first handler, a {@link Wire}, sits below the peer's {@code SslHandler} and can go deaf, cork, inject raw bytes,
  * send a FIN or a reset.
@@ -42,27 +34,6 @@ final class FaultRig implements AutoCloseable {
 
     static final long AWAIT_SECONDS = 10;
     static final Duration AWAIT = Duration.ofSeconds(AWAIT_SECONDS);
-
-    /** A socket transport. */
-    enum Transport {
-        NIO, EPOLL;
-
-        EventLoopGroup newGroup(int threads) {
-            if (this == EPOLL) {
-                Epoll.ensureAvailability();
-                return new MultiThreadIoEventLoopGroup(threads, EpollIoHandler.newFactory());
-            }
-            return new MultiThreadIoEventLoopGroup(threads, NioIoHandler.newFactory());
-        }
-
-        Class<? extends ServerChannel> serverChannelClass() {
-            return this == EPOLL ? EpollServerSocketChannel.class : NioServerSocketChannel.class;
-        }
-
-        Class<? extends Channel> channelClass() {
-            return this == EPOLL ? EpollSocketChannel.class : NioSocketChannel.class;
-        }
-    }
 
     /** How our side ends the TLS session, or {@code PEER} when the peer begins. */
     enum Op {

@@ -2,10 +2,10 @@ package io.github.gracefultls.faults;
 
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
-import io.github.gracefultls.faults.FaultRig.Transport;
 import io.github.gracefultls.faults.Soak.Behaviour;
 import io.github.gracefultls.testing.LeakDetectionExtension;
 import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.Transport;
 import io.github.gracefultls.testing.Wire;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.Unpooled;

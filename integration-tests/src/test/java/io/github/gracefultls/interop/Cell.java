@@ -1,6 +1,7 @@
 package io.github.gracefultls.interop;
 
 import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.Transport;
 import io.netty.handler.ssl.SslContext;
 
 import java.util.stream.Stream;

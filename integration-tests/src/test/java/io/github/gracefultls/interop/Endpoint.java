@@ -2,6 +2,7 @@ package io.github.gracefultls.interop;
 
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
+import io.github.gracefultls.testing.EventLoops;
 import io.github.gracefultls.testing.RecordingHandler;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.AdaptiveRecvByteBufAllocator;

@@ -5,6 +5,7 @@ import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
+import io.github.gracefultls.testing.EventLoops;
 import io.github.gracefultls.testing.GnutlsKeys;
 import io.github.gracefultls.testing.PeerProcess;
 import io.github.gracefultls.testing.Resources;
@@ -52,7 +53,7 @@ abstract class InteropTest {
     static final Path PEERS_DIRECTORY = Path.of(System.getProperty("interop.peers", "src/test/peers"))
             .toAbsolutePath();
 
-    final EventLoops loops = new EventLoops();
+    final EventLoops loops = new EventLoops(2);
     private final Resources perTestResources = new Resources();
     private final Resources perClassResources = new Resources();
     private final Map<String, PeerProcess> sharedPeers = new HashMap<>();

@@ -1,6 +1,7 @@
 package io.github.gracefultls.interop;
 
 import io.github.gracefultls.GracefulTlsCloseHandler;
+import io.github.gracefultls.testing.EventLoops;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;

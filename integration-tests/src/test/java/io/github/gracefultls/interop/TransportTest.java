@@ -1,7 +1,7 @@
 package io.github.gracefultls.interop;
 
+import io.github.gracefultls.testing.Transport;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.uring.IoUring;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -12,7 +12,8 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * The transports of the matrix. NIO and epoll must run here. io_uring runs where the kernel allows it: when
+ * The transports of the matrix (the test-jar's {@link Transport}, the one list of every socket test). NIO and epoll
+ * must run here. io_uring runs where the kernel allows it: when
  * {@link IoUring#isAvailable()} its event loop must start (and its cells must pass); when not, its cells are skipped
  * as not runnable, with the reason, and so is this one.
  */
@@ -27,7 +28,7 @@ class TransportTest {
                     + System.getProperty("os.version") : "io_uring unavailable: " + IoUring.unavailabilityCause());
         }
         transport.requireAvailable();
-        EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, transport.ioHandlerFactory());
+        EventLoopGroup group = transport.newGroup(1);
         try {
             assertThat(group.next().submit(() -> "ran").get(5, TimeUnit.SECONDS)).isEqualTo("ran");
         } finally {

@@ -1,23 +1,29 @@
-package io.github.gracefultls.interop;
+package io.github.gracefultls.testing;
 
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
 
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
-/** One event loop group per transport, created on first use and shut down by {@link #close()}. */
-final class EventLoops implements AutoCloseable {
+/** One event loop group per {@link Transport}, created on first use and shut down by {@link #close()}. */
+public final class EventLoops implements AutoCloseable {
 
+    private final int threads;
     private final Map<Transport, EventLoopGroup> groups = new EnumMap<>(Transport.class);
 
-    /** The group of {@code transport}; skips (io_uring) or fails (NIO, epoll) the test if it cannot run here. */
-    synchronized EventLoopGroup group(Transport transport) {
-        transport.requireAvailable();
-        return groups.computeIfAbsent(transport, t -> new MultiThreadIoEventLoopGroup(2, t.ioHandlerFactory()));
+    /** Groups of {@code threads} threads each. */
+    public EventLoops(int threads) {
+        this.threads = threads;
     }
 
+    /** The group of {@code transport}; skips (io_uring) or fails (NIO, epoll) the test if it cannot run here. */
+    public synchronized EventLoopGroup group(Transport transport) {
+        transport.requireAvailable();
+        return groups.computeIfAbsent(transport, t -> t.newGroup(threads));
+    }
+
+    /** Shuts every group down and waits for it; fails if one does not terminate in time. */
     @Override
     public synchronized void close() throws InterruptedException {
         for (EventLoopGroup group : groups.values()) {
