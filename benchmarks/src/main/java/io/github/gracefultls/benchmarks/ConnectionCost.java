@@ -219,11 +219,10 @@ public final class ConnectionCost implements Callable<Integer> {
         sizes.put("TransportObserver", size(Class.forName("io.github.gracefultls.TransportObserver")));
         sizes.put("RecordFraming", size(Class.forName("io.github.gracefultls.RecordFraming")));
         sizes.put("DefaultChannelHandlerContext", size(Class.forName("io.netty.channel.DefaultChannelHandlerContext")));
-        sizes.put("GracefulTlsCloseHandler$Settings (builder)",
-                size(Class.forName("io.github.gracefultls.GracefulTlsCloseHandler$Settings")));
-        sizes.put("while closing: GracefulTlsCloseHandler$Closure",
-                size(Class.forName("io.github.gracefultls.GracefulTlsCloseHandler$Closure")));
-        sizes.put("while closing: ClosingGuard", size(Class.forName("io.github.gracefultls.ClosingGuard")));
+        sizes.put("Settings (shared by a builder's handlers)",
+                size(Class.forName("io.github.gracefultls.Settings")));
+        sizes.put("while closing: Closure (state machine and guard)",
+                size(Class.forName("io.github.gracefultls.Closure")));
         sizes.put("at the end: TlsCloseEvent", size(Class.forName("io.github.gracefultls.TlsCloseEvent")));
         sizes.put("reference: SslHandler", size(SslHandler.class));
         sizes.put("reference: ChannelInboundHandlerAdapter", size(ChannelInboundHandlerAdapter.class));
