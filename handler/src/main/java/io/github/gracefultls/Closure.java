@@ -107,6 +107,8 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     /** The first intercepted close() or disconnect() promise; the later ones follow it. */
     private ChannelPromise closePromise;
     private TlsCloseEvent event;
+    /** Null, the {@link Outcome}, or the event once concluded with nobody asking: see {@link Outcome#of}. */
+    volatile Object outcome;
 
     Closure(GracefulTlsCloseHandler handler, TlsCloseInitiator initiator, TlsCloseMode mode) {
         this.handler = handler;
@@ -434,7 +436,7 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         } else {
             ctx.fireUserEventTriggered(e);
         }
-        handler.completeOutcome(e);
+        Outcome.publish(this, e);
     }
 
     /** Carries out what a known outcome calls for. Idempotent; does nothing until the outcome is known. */

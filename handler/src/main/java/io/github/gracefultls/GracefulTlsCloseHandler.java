@@ -26,7 +26,6 @@ import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
 
 /**
  * Closes TLS connections the way GnuTLS's {@code gnutls_bye()} does, and says how each one ended.
@@ -105,9 +104,6 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     static final InternalLogger logger = InternalLoggerFactory.getInstance(GracefulTlsCloseHandler.class);
 
-    private static final AtomicReferenceFieldUpdater<GracefulTlsCloseHandler, Object> OUTCOME_UPDATER =
-            AtomicReferenceFieldUpdater.newUpdater(GracefulTlsCloseHandler.class, Object.class, "outcome");
-
     /** The peer's close_notify has arrived, as verified by {@link #checkPeerCloseNotify()}. */
     private static final byte PEER_CLOSE_NOTIFY = 1;
     /** Set by {@link TlsCloseRelay}: the peer's close_notify ends its direction only (PeerClosePolicy.HALF_CLOSE). */
@@ -116,16 +112,12 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     final Settings settings;
     ChannelHandlerContext ctx;
     SslHandler sslHandler;
-    /** What measures a record cut by the end of the input, or null where the SslHandler's buffer tells. */
-    private InputEndMeter meter;
-    /** Created when the closure begins; idle channels have none. */
-    private Closure closure;
     private byte flags;
     /**
-     * Null; or the {@link Outcome} of this channel, created on demand; or, once concluded with nobody asking, its
-     * TlsCloseEvent, from which a later {@link #closeFuture()} makes a completed Outcome.
+     * Null; or the {@link Outcome}, when asked for before any closure; or the {@link Closure}, once one began (idle
+     * channels have none). One field for both keeps an idle handler small: see {@link Outcome#of}.
      */
-    private volatile Object outcome;
+    volatile Object state;
 
     /**
      * Creates a handler with the defaults: 3 s to flush our {@code close_notify}, 3 s to wait for the peer's under
@@ -212,12 +204,12 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      * @return the future of this channel's TLS closure
      */
     public Future<TlsCloseEvent> closeFuture() {
-        Outcome p = outcome();
+        Outcome p = Outcome.of(this);
         ChannelHandlerContext ctx = this.ctx;
         if (!p.isDone() && ctx != null) {
             // Created on demand: complete it if the outcome is known, or fail it if no outcome can come. The state
             // is read on the event loop, where a closure cannot be seen half done.
-            Runnable sync = () -> p.sync(ctx, sslHandler, closure == null ? null : closure.event());
+            Runnable sync = () -> p.sync(ctx, sslHandler, closure() == null ? null : closure().event());
             onEventLoop(ctx.executor(), sync, sync);
         }
         return p;
@@ -249,7 +241,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     }
 
     private void run(String call, TlsCloseMode mode, boolean shutdownOutput, Promise<TlsCloseEvent> promise) {
-        Closure c = closure;
+        Closure c = closure();
         if (c != null && c.event() != null && c.isTerminal()) {
             promise.trySuccess(c.event());
             return;
@@ -266,17 +258,17 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             return;
         }
         if (!ctx.channel().isActive() && (c == null || c.event() == null)) {
-            onTransportEnded(null, "the channel became inactive", -1);
+            onTransportEnded(null, "the channel became inactive", false);
         } else if (shutdownOutput) {
             beginLocal(mode).shutdownOutput();
         } else {
             beginLocal(mode).bye(mode);
         }
-        TlsCloseEvent event = closure.event();
+        TlsCloseEvent event = closure().event();
         if (event != null) {
             promise.trySuccess(event);
         } else {
-            outcome().addListener(new PromiseNotifier<>(promise));
+            Outcome.of(this).addListener(new PromiseNotifier<>(promise));
         }
     }
 
@@ -298,7 +290,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         }
         this.ctx = ctx;
         this.sslHandler = (SslHandler) sslCtx.handler();
-        meter = InputEndMeter.attach(ctx, sslCtx);
+        InputEndMeter.attach(ctx, sslCtx);
     }
 
     @Override
@@ -306,10 +298,10 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (sslHandler == null) {
             return;
         }
-        Closure c = closure;
+        Closure c = closure();
         if (ctx.channel().isRegistered()) {
             // Not while the pipeline is being torn down after the channel closed: it removes them itself.
-            detachMeter();
+            InputEndMeter.detach(ctx, sslHandler);
             SslPipeline.removeQuietly(ctx, c);
         }
         if (c != null && c.isSending() && c.event() == null) {
@@ -317,7 +309,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
             c.failed(new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " removed from the pipeline mid-close"));
         } else if (c == null || c.event() == null) {
-            failOutcome(new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
+            Outcome.fail(this, new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " removed from the pipeline before the TLS closure"));
         }
     }
@@ -337,7 +329,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     }
 
     private void closeOrDisconnect(ChannelPromise promise, boolean disconnect) {
-        Closure c = closure;
+        Closure c = closure();
         if (c != null && c.isClosing()) {
             // Already closing: join it below the SslHandler, completes when the transport is closed.
             SslPipeline.close(ctx, sslHandler, promise, false);
@@ -363,10 +355,10 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     /** Returns the closure, begun now by a local operation if none is under way, with our close_notify sent. */
     private Closure beginLocal(TlsCloseMode mode) {
-        if (closure == null && checkPeerCloseNotify()) {
+        if (closure() == null && checkPeerCloseNotify()) {
             onPeerCloseNotify(false); // it arrived, but its event is still on its way to us: the peer began
         }
-        Closure c = closure(TlsCloseInitiator.LOCAL, mode, Closure.LEAVE_OPEN);
+        Closure c = begun(TlsCloseInitiator.LOCAL, mode, Closure.LEAVE_OPEN);
         c.start();
         return c;
     }
@@ -375,17 +367,24 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
      * Returns the channel's one closure; if none is under way, begins it: by {@code initiator} or, if null, by
      * whoever sent close_notify first, in {@code mode}, with {@code end} to follow the outcome.
      */
-    private Closure closure(TlsCloseInitiator initiator, TlsCloseMode mode, byte end) {
-        Closure c = closure;
+    private Closure begun(TlsCloseInitiator initiator, TlsCloseMode mode, byte end) {
+        Closure c = closure();
         if (c == null) {
             if (initiator == null) {
                 initiator = sslHandler.engine().isOutboundDone() || SslPipeline.isRemoved(ctx, sslHandler)
                         ? TlsCloseInitiator.LOCAL : TlsCloseInitiator.PEER;
             }
-            c = closure = new Closure(this, initiator, mode);
+            c = new Closure(this, initiator, mode);
             c.raise(end);
+            Outcome.install(this, c);
         }
         return c;
+    }
+
+    /** The closure under way or concluded, null before any. */
+    Closure closure() {
+        Object s = state;
+        return s instanceof Closure ? (Closure) s : null;
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -405,7 +404,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
                     }
                 } else if (e.cause() instanceof ClosedChannelException) {
                     // Fired by the SslHandler before it releases its buffer: an incomplete record is still there.
-                    onTransportEnded(e.cause(), "the channel became inactive", partialRecordBytes(true));
+                    onTransportEnded(e.cause(), "the channel became inactive", true);
                 } else {
                     onFailure(e.cause());
                 }
@@ -413,14 +412,14 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         } else if (evt instanceof ChannelInputShutdownEvent) {
             if (handshakeSucceeded()) {
                 // The SslHandler released its buffer by now: only a meter can tell.
-                onTransportEnded(null, "the peer shut down its output (FIN)", partialRecordBytes(false));
+                onTransportEnded(null, "the peer shut down its output (FIN)", false);
             }
         } else if (evt instanceof ChannelOutputShutdownEvent) {
             warnIfOutputShutDownWithoutCloseNotify();
         } else if (evt instanceof SslHandshakeCompletionEvent) {
             SslHandshakeCompletionEvent e = (SslHandshakeCompletionEvent) evt;
             if (!e.isSuccess()) {
-                failOutcome(new IllegalStateException("the TLS handshake failed", e.cause()));
+                Outcome.fail(this, new IllegalStateException("the TLS handshake failed", e.cause()));
             }
         }
         ctx.fireUserEventTriggered(evt);
@@ -436,7 +435,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (io instanceof SSLException) {
             onFailure(io);
         } else {
-            onTransportEnded(io, "the transport failed", partialRecordBytes(true));
+            onTransportEnded(io, "the transport failed", true);
         }
         if (logger.isDebugEnabled()) {
             logger.debug("{} exception reported in the TLS close outcome, not propagated", ctx.channel(), cause);
@@ -446,11 +445,11 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
         if (handshakeSucceeded()) {
-            onTransportEnded(null, "the channel became inactive", partialRecordBytes(false));
+            onTransportEnded(null, "the channel became inactive", false);
         } else {
-            failOutcome(new IllegalStateException("the channel closed before the TLS handshake succeeded"));
+            Outcome.fail(this, new IllegalStateException("the channel closed before the TLS handshake succeeded"));
         }
-        Closure c = closure;
+        Closure c = closure();
         if (c != null) {
             c.channelInactive();
         }
@@ -459,24 +458,28 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     private void onPeerCloseNotify(boolean inSslDecode) {
         PeerClosePolicy policy = (flags & RELAYED) != 0 ? PeerClosePolicy.HALF_CLOSE : settings.peerClosePolicy;
-        closure(TlsCloseInitiator.PEER, null, Closure.endFor(policy)).peerCloseNotify(inSslDecode);
+        begun(TlsCloseInitiator.PEER, null, Closure.endFor(policy)).peerCloseNotify(inSslDecode);
     }
 
-    /** The transport's input ended: clean if the peer's close_notify came first, else a truncation. */
-    private void onTransportEnded(Throwable cause, String what, int partialRecordBytes) {
+    /**
+     * The transport's input ended: clean if the peer's close_notify came first, else a truncation, inside a record
+     * or not as the meter, or the SslHandler's buffer if it still holds the bytes ({@code bufferHeld}), says.
+     */
+    private void onTransportEnded(Throwable cause, String what, boolean bufferHeld) {
         if (checkPeerCloseNotify()) {
             // A clean end, whatever the transport does next. It may be seen only now: after a false close signal
             // (OpenSSL) the next confirmation is the read-complete, which some transports (io_uring) deliver after
             // the input shutdown.
             onPeerCloseNotify(false);
         } else {
-            closure(null, null, Closure.CLOSE).inputEnded(
-                    InputEndMeter.truncation(what + " before the peer's close_notify", partialRecordBytes, cause));
+            int partial = InputEndMeter.partialRecordBytes(ctx, sslHandler, bufferHeld);
+            begun(null, null, Closure.CLOSE).inputEnded(
+                    InputEndMeter.truncation(what + " before the peer's close_notify", partial, cause));
         }
     }
 
     private void onFailure(Throwable cause) {
-        Closure c = closure(null, null, Closure.CLOSE);
+        Closure c = begun(null, null, Closure.CLOSE);
         if (SslPipeline.isRemoved(ctx, sslHandler) && c.isIdle() && ctx.channel().isActive()) {
             c.release(cause);
         } else {
@@ -486,7 +489,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     private void warnIfOutputShutDownWithoutCloseNotify() {
         if (handshakeSucceeded() && !sslHandler.engine().isOutboundDone()
-                && (closure == null || closure.isIdle())) {
+                && (closure() == null || closure().isIdle())) {
             logger.warn("{} TCP output was shut down without close_notify: use GracefulTlsCloseHandler"
                     + ".shutdownOutput() instead of DuplexChannel.shutdownOutput(), or the peer sees a truncation",
                     ctx.channel());
@@ -510,7 +513,7 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         if (!handshakeSucceeded()) {
             SslPipeline.resetAndClose(ctx, sslHandler, ctx.newPromise());
         } else {
-            closure(TlsCloseInitiator.LOCAL, null, Closure.CLOSE).abort(cause);
+            begun(TlsCloseInitiator.LOCAL, null, Closure.CLOSE).abort(cause);
         }
     }
 
@@ -518,14 +521,9 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
     // For the Closure
     // ------------------------------------------------------------------------------------------------------------
 
-    /** The closure under way or concluded, null before any; for tests. */
-    Closure currentClosure() {
-        return closure;
-    }
-
     /** The meter and this handler leave the pipeline. */
     void leavePipeline() {
-        detachMeter();
+        InputEndMeter.detach(ctx, sslHandler);
         SslPipeline.removeQuietly(ctx, this);
     }
 
@@ -536,27 +534,10 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
         }
     }
 
-    /** Publishes the event: completes the outcome, or, if nobody asked for it yet, keeps the event for them. */
-    void completeOutcome(TlsCloseEvent event) {
-        for (;;) {
-            Object o = outcome;
-            if (o instanceof Outcome) {
-                ((Outcome) o).trySuccess(event);
-                return;
-            }
-            if (o != null || OUTCOME_UPDATER.compareAndSet(this, null, event)) {
-                return;
-            }
-        }
-    }
-
     // ------------------------------------------------------------------------------------------------------------
     // Helpers
     // ------------------------------------------------------------------------------------------------------------
 
-    private int partialRecordBytes(boolean bufferHeld) {
-        return InputEndMeter.partialRecordBytes(meter, sslHandler, bufferHeld);
-    }
 
     /**
      * Returns whether the peer's close_notify has arrived. The SslHandler's close future alone is not enough: once
@@ -574,41 +555,6 @@ public final class GracefulTlsCloseHandler extends ChannelDuplexHandler {
 
     private boolean handshakeSucceeded() {
         return sslHandler != null && sslHandler.handshakeFuture().isSuccess();
-    }
-
-    /** The outcome, created on demand, from any thread; completed at once if the closure has concluded. */
-    private Outcome outcome() {
-        for (;;) {
-            Object o = outcome;
-            if (o instanceof Outcome) {
-                return (Outcome) o;
-            }
-            Outcome created = new Outcome(this);
-            if (o != null) {
-                created.trySuccess((TlsCloseEvent) o);
-            }
-            if (OUTCOME_UPDATER.compareAndSet(this, o, created)) {
-                return created;
-            }
-        }
-    }
-
-    private void failOutcome(Throwable cause) {
-        Object p = outcome;
-        if (p instanceof Outcome) {
-            ((Outcome) p).tryFailure(cause);
-        }
-    }
-
-    private void detachMeter() {
-        InputEndMeter m = meter;
-        if (m != null) {
-            try {
-                m.detach(ctx.pipeline(), sslHandler);
-            } catch (RuntimeException e) {
-                logger.debug("{} could not detach {}", ctx.channel(), m, e);
-            }
-        }
     }
 
     /**

@@ -8,13 +8,14 @@ import io.netty.handler.codec.ByteToMessageDecoder;
 import io.netty.handler.ssl.SslHandler;
 
 import javax.net.ssl.SSLEngine;
+import java.util.Map;
 
 /**
  * Knows, when the transport's input ends, how many bytes of an incomplete TLS record had arrived, so that a
  * truncation can say whether it cut a record. Implemented by {@link RecordFraming}, which the SslHandler's cumulator
  * passes every received buffer through, and by {@link TransportObserver}, before the SslHandler, where that cannot be
- * set up. Where neither is needed, the SslHandler's own buffer tells ({@link SslHandlerAccess}), and the handler
- * keeps no meter at all.
+ * set up. Where neither is needed, the SslHandler's own buffer tells ({@link SslHandlerAccess}). The handler keeps
+ * no reference to its meter, so that an idle connection costs less: {@link #find} finds it when the input ends.
  */
 interface InputEndMeter {
 
@@ -71,11 +72,43 @@ interface InputEndMeter {
         return false;
     }
 
+    /** The meter {@link #attach} set up for {@code ssl}, or null. */
+    static InputEndMeter find(ChannelHandlerContext ctx, SslHandler ssl) {
+        ByteToMessageDecoder.Cumulator cumulator = SslHandlerAccess.cumulator(ssl);
+        if (cumulator instanceof RecordFraming) {
+            return (RecordFraming) cumulator;
+        }
+        ChannelPipeline pipeline = ctx.pipeline();
+        TransportObserver first = pipeline.get(TransportObserver.class);
+        if (first == null || first.observes(ssl)) {
+            return first;
+        }
+        for (Map.Entry<String, ChannelHandler> e : pipeline) { // more than one TLS layer
+            if (e.getValue() instanceof TransportObserver && ((TransportObserver) e.getValue()).observes(ssl)) {
+                return (TransportObserver) e.getValue();
+            }
+        }
+        return null;
+    }
+
+    /** Detaches the meter of {@code ssl}, if any. */
+    static void detach(ChannelHandlerContext ctx, SslHandler ssl) {
+        InputEndMeter m = find(ctx, ssl);
+        if (m != null) {
+            try {
+                m.detach(ctx.pipeline(), ssl);
+            } catch (RuntimeException e) {
+                GracefulTlsCloseHandler.logger.debug("{} could not detach {}", ctx.channel(), m, e);
+            }
+        }
+    }
+
     /**
      * Returns the bytes of a TLS record cut by the end of the input, from the meter, or, without one, from the
      * SslHandler's buffer if it still holds them ({@code bufferHeld}), else -1.
      */
-    static int partialRecordBytes(InputEndMeter meter, SslHandler ssl, boolean bufferHeld) {
+    static int partialRecordBytes(ChannelHandlerContext ctx, SslHandler ssl, boolean bufferHeld) {
+        InputEndMeter meter = find(ctx, ssl);
         if (meter != null) {
             return meter.partialRecordBytes(ssl);
         }

@@ -6,6 +6,8 @@ import io.netty.util.concurrent.DefaultPromise;
 import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.GlobalEventExecutor;
 
+import java.util.concurrent.atomic.AtomicReferenceFieldUpdater;
+
 /**
  * The future of a channel's TLS closure, created on demand and completed with its one {@link TlsCloseEvent}. Its
  * listeners run on the channel's event loop, also when it was created before the handler knew its channel
@@ -13,11 +15,94 @@ import io.netty.util.concurrent.GlobalEventExecutor;
  */
 final class Outcome extends DefaultPromise<TlsCloseEvent> {
 
+    /**
+     * The handler's {@code state}: null; or its Outcome, asked for before any closure; or its {@link Closure}, once
+     * one began.
+     */
+    private static final AtomicReferenceFieldUpdater<GracefulTlsCloseHandler, Object> STATE =
+            AtomicReferenceFieldUpdater.newUpdater(GracefulTlsCloseHandler.class, Object.class, "state");
+    /**
+     * The closure's {@code outcome}: null; or the Outcome; or, once concluded with nobody asking, the TlsCloseEvent
+     * itself, from which {@link #of} makes a completed Outcome. No promise is allocated for a closure nobody asks
+     * about.
+     */
+    private static final AtomicReferenceFieldUpdater<Closure, Object> OUTCOME =
+            AtomicReferenceFieldUpdater.newUpdater(Closure.class, Object.class, "outcome");
+
     private final GracefulTlsCloseHandler handler;
 
     Outcome(GracefulTlsCloseHandler handler) {
         this.handler = handler;
         setUncancellable();
+    }
+
+    /** The handler's outcome, created on demand, from any thread; completed at once if its closure concluded. */
+    static Outcome of(GracefulTlsCloseHandler handler) {
+        for (;;) {
+            Object s = handler.state;
+            if (s instanceof Closure) {
+                return of(handler, (Closure) s);
+            }
+            if (s instanceof Outcome) {
+                return (Outcome) s;
+            }
+            Outcome created = new Outcome(handler);
+            if (STATE.compareAndSet(handler, null, created)) {
+                return created;
+            }
+        }
+    }
+
+    private static Outcome of(GracefulTlsCloseHandler handler, Closure closure) {
+        for (;;) {
+            Object o = closure.outcome;
+            if (o instanceof Outcome) {
+                return (Outcome) o;
+            }
+            Outcome created = new Outcome(handler);
+            if (o != null) {
+                created.trySuccess((TlsCloseEvent) o);
+            }
+            if (OUTCOME.compareAndSet(closure, o, created)) {
+                return created;
+            }
+        }
+    }
+
+    /** On the event loop: makes {@code closure} the handler's, taking over an outcome asked for before it. */
+    static void install(GracefulTlsCloseHandler handler, Closure closure) {
+        for (;;) {
+            Object s = handler.state;
+            closure.outcome = s; // null, or an Outcome: there was no closure before
+            if (STATE.compareAndSet(handler, s, closure)) {
+                return;
+            }
+        }
+    }
+
+    /** On the event loop: completes the closure's outcome, or keeps the event for whoever asks later. */
+    static void publish(Closure closure, TlsCloseEvent event) {
+        for (;;) {
+            Object o = closure.outcome;
+            if (o instanceof Outcome) {
+                ((Outcome) o).trySuccess(event);
+                return;
+            }
+            if (o != null || OUTCOME.compareAndSet(closure, null, event)) {
+                return; // (o != null: already published, which settle() never does twice)
+            }
+        }
+    }
+
+    /** Fails the handler's outcome, if anyone asked for it: no event will come. */
+    static void fail(GracefulTlsCloseHandler handler, Throwable cause) {
+        Object o = handler.state;
+        if (o instanceof Closure) {
+            o = ((Closure) o).outcome;
+        }
+        if (o instanceof Outcome) {
+            ((Outcome) o).tryFailure(cause);
+        }
     }
 
     @Override

@@ -26,10 +26,10 @@ final class RecordFraming implements ByteToMessageDecoder.Cumulator, InputEndMet
     private boolean aligned;
     /** Bytes of a header split across reads received so far, 0 to 4. */
     private byte headerBytes;
-    /** Body length of the current record; while its header is incomplete, the length's high byte. */
-    private int recordLength;
-    /** Body bytes of the current record still to come. */
-    private int remaining;
+    /** Body length of the current record; while its header is incomplete, the length's high byte. Unsigned. */
+    private char recordLength;
+    /** Body bytes of the current record still to come. Unsigned, as the record header's 16-bit length. */
+    private char remaining;
 
     RecordFraming(ByteToMessageDecoder.Cumulator delegate, boolean aligned) {
         this.delegate = delegate;
@@ -67,7 +67,7 @@ final class RecordFraming implements ByteToMessageDecoder.Cumulator, InputEndMet
         while (i < end) {
             if (remaining > 0) {
                 int n = Math.min(remaining, end - i);
-                remaining -= n;
+                remaining = (char) (remaining - n);
                 i += n;
             } else if (headerBytes == 0 && end - i >= HEADER_LENGTH) {
                 // A whole header: 1 byte content type, 2 bytes version, 2 bytes length.
@@ -75,7 +75,7 @@ final class RecordFraming implements ByteToMessageDecoder.Cumulator, InputEndMet
                     aligned = false;
                     return;
                 }
-                recordLength = remaining = buf.getUnsignedShort(i + 3);
+                recordLength = remaining = (char) buf.getUnsignedShort(i + 3);
                 i += HEADER_LENGTH;
             } else {
                 // A header split across reads, byte by byte.
@@ -85,9 +85,9 @@ final class RecordFraming implements ByteToMessageDecoder.Cumulator, InputEndMet
                     aligned = false;
                     return;
                 } else if (at == 3) {
-                    recordLength = b;
+                    recordLength = (char) b;
                 } else if (at == 4) {
-                    recordLength = remaining = recordLength << 8 | b;
+                    recordLength = remaining = (char) (recordLength << 8 | b);
                     headerBytes = 0;
                 }
             }

@@ -34,6 +34,10 @@ class TransportObserver extends ChannelInboundHandlerAdapter implements InputEnd
         return partialAtEnd != UNCOUNTED ? partialAtEnd : count();
     }
 
+    boolean observes(SslHandler ssl) {
+        return this.ssl == ssl;
+    }
+
     /** Here, the bytes the SslHandler holds undecoded. */
     int count() {
         return SslHandlerAccess.undecodedBytes(ssl);

@@ -238,7 +238,7 @@ class ClosureTransitionTest {
         }
         f.pair.runPendingTasks();
         for (Future<TlsCloseEvent> future : futures) {
-            TlsCloseEvent event = handler.currentClosure().event();
+            TlsCloseEvent event = handler.closure().event();
             if (event != null) {
                 assertThat(future.getNow()).as("a bye() future completes with the one event").isSameAs(event);
             }
@@ -256,7 +256,7 @@ class ClosureTransitionTest {
 
     /** The client's closure is in {@code phase}, and the client saw exactly one event of {@code status}, or none. */
     private static void assertState(Fixture f, String phase, TlsCloseStatus status, String as) {
-        Closure c = f.clientHandler().currentClosure();
+        Closure c = f.clientHandler().closure();
         String actual = c == null ? "NONE" : Closure.phaseName(c.phase());
         assertThat(actual).as("phase after %s: %s", as, c).isEqualTo(phase);
         List<TlsCloseEvent> events = f.clientApp().eventsOfType(TlsCloseEvent.class);

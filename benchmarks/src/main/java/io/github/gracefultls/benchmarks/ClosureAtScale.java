@@ -39,8 +39,9 @@ import java.util.concurrent.TimeUnit;
  * <ul>
  *   <li>{@code graceful}: {@link GracefulTlsCloseHandler} on both sides; each close is a SHUT_RDWR, one round trip
  *       of {@code close_notify}s, and the server answers and closes by its {@code PeerClosePolicy.CLOSE}.</li>
- *   <li>{@code netty}: {@code SslHandler} alone, Netty's plain {@code close()}: our {@code close_notify}, then the
- *       transport closes at once, without waiting; the server closes on the FIN.</li>
+ *   <li>{@code netty}: {@code SslHandler} alone with {@code setCloseNotifyReadTimeout(3 s)}, Netty's own waiting
+ *       close: our {@code close_notify}, then the peer's (the server's engine replies by itself), then the transport
+ *       closes; the server closes on the FIN.</li>
  * </ul>
  *
  * <p>Also reported: the peak of the client's heap during the closure (sampled every millisecond), and the leaks the
@@ -58,6 +59,8 @@ public final class ClosureAtScale implements Callable<Integer> {
 
     static final String GRACEFUL = "graceful";
     static final String NETTY = "netty";
+    /** Netty's waiting close: how long the SslHandler waits for the peer's close_notify. */
+    private static final long NETTY_READ_TIMEOUT_SECONDS = 3;
     private static final int IN_FLIGHT = 64;
     static final int HANDSHAKE_TIMEOUT_SECONDS = 120;
     private static int sourceAddress;
@@ -182,6 +185,13 @@ public final class ClosureAtScale implements Callable<Integer> {
         List<Channel> channels = connect(loop, graceful ? server.gracefulPort : server.nettyPort, provider,
                 protocol, n, graceful, counters);
         server.await("HANDSHAKEN", 300);
+        if (!graceful) {
+            // Netty's own close that waits for the peer's close_notify, as the graceful closure does.
+            for (Channel ch : channels) {
+                ch.pipeline().get(SslHandler.class).setCloseNotifyReadTimeout(NETTY_READ_TIMEOUT_SECONDS,
+                        TimeUnit.SECONDS);
+            }
+        }
 
         MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
         System.gc();
