@@ -90,7 +90,8 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     static final byte DISCONNECT = 3;
 
     private final GracefulTlsCloseHandler handler;
-    private final TlsCloseInitiator initiator;
+    /** Who began: the peer, or this side (a byte, not a reference: a closure is allocated per connection). */
+    private final boolean peerBegan;
     private final TlsCloseMode mode;
     private final long startNanos;
     private byte phase = IDLE;
@@ -112,7 +113,7 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
 
     Closure(GracefulTlsCloseHandler handler, TlsCloseInitiator initiator, TlsCloseMode mode) {
         this.handler = handler;
-        this.initiator = initiator;
+        this.peerBegan = initiator == TlsCloseInitiator.PEER;
         this.mode = mode;
         this.startNanos = now();
     }
@@ -415,9 +416,10 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         if (event != null) {
             return;
         }
-        Duration elapsed = initiator == TlsCloseInitiator.PEER && mode == null
+        Duration elapsed = peerBegan && mode == null
                 ? Duration.ZERO : Duration.ofNanos(Math.max(0, now() - startNanos));
-        TlsCloseEvent e = event = new TlsCloseEvent(status, initiator, mode, elapsed, cause, discarded);
+        TlsCloseEvent e = event = new TlsCloseEvent(status,
+                peerBegan ? TlsCloseInitiator.PEER : TlsCloseInitiator.LOCAL, mode, elapsed, cause, discarded);
         if (phase != FLUSHING) {
             cancelTimer(); // the wait is over; a flush timer runs on until the flush settles
         }
