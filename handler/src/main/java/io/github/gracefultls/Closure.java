@@ -89,7 +89,10 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     static final byte CLOSE = 2;
     static final byte DISCONNECT = 3;
 
-    private final GracefulTlsCloseHandler handler;
+    private static final String[] PHASE_NAMES = {"IDLE", "FLUSHING", "FLUSHED", "CLOSED", "HANDED_BACK", "RELEASED"};
+    private static final String[] END_NAMES = {"LEAVE_OPEN", "HAND_BACK", "CLOSE", "DISCONNECT"};
+
+    private final ClosureDriver handler;
     /** Who began: the peer, or this side (a byte, not a reference: a closure is allocated per connection). */
     private final boolean peerBegan;
     private final TlsCloseMode mode;
@@ -111,7 +114,7 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     /** Null, the {@link Outcome}, or the event once concluded with nobody asking: see {@link Outcome#of}. */
     volatile Object outcome;
 
-    Closure(GracefulTlsCloseHandler handler, TlsCloseInitiator initiator, TlsCloseMode mode) {
+    Closure(ClosureDriver handler, TlsCloseInitiator initiator, TlsCloseMode mode) {
         this.handler = handler;
         this.peerBegan = initiator == TlsCloseInitiator.PEER;
         this.mode = mode;
@@ -130,11 +133,6 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         return phase >= CLOSED;
     }
 
-    /** Whether the transport's close was requested: a later close() joins it below the SslHandler. */
-    boolean isClosing() {
-        return phase == CLOSED;
-    }
-
     /** Whether nothing was sent yet and nothing ended: the peer began, or the transport ended, just now. */
     boolean isIdle() {
         return phase == IDLE;
@@ -143,15 +141,6 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     /** Whether our close_notify is on its way or out, and the closure not over. */
     boolean isSending() {
         return phase == FLUSHING || phase == FLUSHED;
-    }
-
-    /** The end that follows the peer's close_notify when the peer began. */
-    static byte endFor(PeerClosePolicy policy) {
-        switch (policy) {
-            case CLOSE: return CLOSE;
-            case REUSE_TRANSPORT: return HAND_BACK;
-            default: return LEAVE_OPEN;
-        }
     }
 
     void raise(byte end) {
@@ -202,7 +191,7 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
             raise(CLOSE);
             finAfterFlush = true;
             if (phase == FLUSHED) {
-                shutdownTcpOutput();
+                SslPipeline.shutdownTcpOutput(handler.ctx.channel());
             }
         } else {
             logger.debug("{} is not a DuplexChannel: shutdownOutput() behaves as bye(SHUT_WR)", ch);
@@ -312,7 +301,7 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         cancelTimer();
         if (f.isSuccess()) {
             if (finAfterFlush) {
-                shutdownTcpOutput();
+                SslPipeline.shutdownTcpOutput(handler.ctx.channel());
             }
             if (event == null) {
                 armWaitTimer();
@@ -388,17 +377,6 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         if (t != null) {
             timer = null;
             t.cancel(false);
-        }
-    }
-
-    private void shutdownTcpOutput() {
-        Channel ch = handler.ctx.channel();
-        if (ch instanceof DuplexChannel && ch.isActive()) {
-            ((DuplexChannel) ch).shutdownOutput().addListener(f -> {
-                if (!f.isSuccess()) {
-                    logger.debug("{} TCP shutdownOutput() failed", ch, f.cause());
-                }
-            });
         }
     }
 
@@ -509,22 +487,10 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     }
 
     static String phaseName(byte phase) {
-        switch (phase) {
-            case IDLE: return "IDLE";
-            case FLUSHING: return "FLUSHING";
-            case FLUSHED: return "FLUSHED";
-            case CLOSED: return "CLOSED";
-            case HANDED_BACK: return "HANDED_BACK";
-            default: return "RELEASED";
-        }
+        return PHASE_NAMES[phase];
     }
 
     static String endName(byte end) {
-        switch (end) {
-            case LEAVE_OPEN: return "LEAVE_OPEN";
-            case HAND_BACK: return "HAND_BACK";
-            case CLOSE: return "CLOSE";
-            default: return "DISCONNECT";
-        }
+        return END_NAMES[end];
     }
 }

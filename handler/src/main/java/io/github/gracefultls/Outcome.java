@@ -19,8 +19,8 @@ final class Outcome extends DefaultPromise<TlsCloseEvent> {
      * The handler's {@code state}: null; or its Outcome, asked for before any closure; or its {@link Closure}, once
      * one began.
      */
-    private static final AtomicReferenceFieldUpdater<GracefulTlsCloseHandler, Object> STATE =
-            AtomicReferenceFieldUpdater.newUpdater(GracefulTlsCloseHandler.class, Object.class, "state");
+    private static final AtomicReferenceFieldUpdater<ClosureDriver, Object> STATE =
+            AtomicReferenceFieldUpdater.newUpdater(ClosureDriver.class, Object.class, "state");
     /**
      * The closure's {@code outcome}: null; or the Outcome; or, once concluded with nobody asking, the TlsCloseEvent
      * itself, from which {@link #of} makes a completed Outcome. No promise is allocated for a closure nobody asks
@@ -29,15 +29,15 @@ final class Outcome extends DefaultPromise<TlsCloseEvent> {
     private static final AtomicReferenceFieldUpdater<Closure, Object> OUTCOME =
             AtomicReferenceFieldUpdater.newUpdater(Closure.class, Object.class, "outcome");
 
-    private final GracefulTlsCloseHandler handler;
+    private final ClosureDriver handler;
 
-    Outcome(GracefulTlsCloseHandler handler) {
+    Outcome(ClosureDriver handler) {
         this.handler = handler;
         setUncancellable();
     }
 
     /** The handler's outcome, created on demand, from any thread; completed at once if its closure concluded. */
-    static Outcome of(GracefulTlsCloseHandler handler) {
+    static Outcome of(ClosureDriver handler) {
         for (;;) {
             Object s = handler.state;
             if (s instanceof Closure) {
@@ -53,7 +53,7 @@ final class Outcome extends DefaultPromise<TlsCloseEvent> {
         }
     }
 
-    private static Outcome of(GracefulTlsCloseHandler handler, Closure closure) {
+    private static Outcome of(ClosureDriver handler, Closure closure) {
         for (;;) {
             Object o = closure.outcome;
             if (o instanceof Outcome) {
@@ -70,7 +70,7 @@ final class Outcome extends DefaultPromise<TlsCloseEvent> {
     }
 
     /** On the event loop: makes {@code closure} the handler's, taking over an outcome asked for before it. */
-    static void install(GracefulTlsCloseHandler handler, Closure closure) {
+    static void install(ClosureDriver handler, Closure closure) {
         for (;;) {
             Object s = handler.state;
             closure.outcome = s; // null, or an Outcome: there was no closure before
@@ -95,7 +95,7 @@ final class Outcome extends DefaultPromise<TlsCloseEvent> {
     }
 
     /** Fails the handler's outcome, if anyone asked for it: no event will come. */
-    static void fail(GracefulTlsCloseHandler handler, Throwable cause) {
+    static void fail(ClosureDriver handler, Throwable cause) {
         Object o = handler.state;
         if (o instanceof Closure) {
             o = ((Closure) o).outcome;

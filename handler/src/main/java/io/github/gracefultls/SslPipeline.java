@@ -6,6 +6,7 @@ import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.ChannelPipeline;
 import io.netty.channel.ChannelPromise;
+import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.DecoderException;
 import io.netty.handler.ssl.SslClosedEngineException;
 import io.netty.handler.ssl.SslHandler;
@@ -64,6 +65,17 @@ final class SslPipeline {
             }
         }
         close(ctx, ssl, promise, false);
+    }
+
+    /** Shuts down the TCP output (FIN) of a channel that can, and logs a failure at debug. */
+    static void shutdownTcpOutput(Channel ch) {
+        if (ch instanceof DuplexChannel && ch.isActive()) {
+            ((DuplexChannel) ch).shutdownOutput().addListener(f -> {
+                if (!f.isSuccess()) {
+                    GracefulTlsCloseHandler.logger.debug("{} TCP shutdownOutput() failed", ch, f.cause());
+                }
+            });
+        }
     }
 
     /**

@@ -10,6 +10,7 @@ import io.netty.util.concurrent.Future;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
+import java.io.IOException;
 import java.util.List;
 
 import static io.github.gracefultls.PairTestSupport.buffer;
@@ -78,6 +79,26 @@ class ClosureInvariantsPairTest {
             }
             assertThat(onlyEvent(pair.clientRecorder()).initiator()).isEqualTo(TlsCloseInitiator.LOCAL);
             assertThat(onlyEvent(pair.serverRecorder()).initiator()).isEqualTo(TlsCloseInitiator.PEER);
+        }
+    }
+
+    /**
+     * The relay's abort of a channel whose handshake has not succeeded resets the transport below the SslHandler: no
+     * alert and no close_notify go out before the reset.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void abortBeforeTheHandshakeSendsNothing(SslProvider provider, String protocol) {
+        try (TlsPair pair = pairWithHandlers(provider, protocol)) {
+            EmbeddedChannel client = pair.client();
+            assertThat(pair.drainOutbound(Side.CLIENT)).as("the ClientHello").isNotEmpty();
+
+            handlerOf(client).abort(new IOException("aborted before the handshake"));
+            client.runPendingTasks();
+
+            assertThat(client.isOpen()).isFalse();
+            assertThat(pair.drainOutbound(Side.CLIENT)).as("bytes after the abort").isEmpty();
+            assertThat(pair.clientRecorder().eventsOfType(TlsCloseEvent.class)).isEmpty();
         }
     }
 }

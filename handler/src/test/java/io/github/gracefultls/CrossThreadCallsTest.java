@@ -14,9 +14,11 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -116,6 +118,31 @@ class CrossThreadCallsTest extends SocketTestBase {
         assertThat(client.handler.closeFuture().getNow()).isSameAs(event);
         assertThat(client.rec.awaitEvent(TlsCloseEvent.class, Duration.ofSeconds(AWAIT_SECONDS)))
                 .isSameAs(event);
+    }
+
+    /** A closeFuture() asked for before the handler is in a pipeline notifies its listeners on the event loop. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void closeFutureAskedForBeforeTheHandlerIsAddedNotifiesOnTheEventLoop(SslProvider provider, String protocol)
+            throws Exception {
+        GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
+        Future<TlsCloseEvent> early = handler.closeFuture();
+        AtomicReference<Channel> channel = new AtomicReference<>();
+        CompletableFuture<Boolean> onEventLoop = new CompletableFuture<>();
+        early.addListener(f -> onEventLoop.complete(channel.get().eventLoop().inEventLoop()));
+        TlsSockets.Peer peer = sockets.listen(Tls.serverContext(provider, protocol), new GracefulTlsCloseHandler(),
+                new RecordingHandler(), null);
+        TlsSockets.Client client = sockets.connect(Tls.clientContext(provider, protocol), peer.address(), handler,
+                new RecordingHandler());
+        channel.set(client.channel);
+        peer.awaitHandshake();
+
+        client.channel.close();
+
+        assertThat(onEventLoop.get(AWAIT_SECONDS, TimeUnit.SECONDS)).as("listener on the channel's event loop")
+                .isTrue();
+        assertThat(early.getNow()).isSameAs(handler.closeFuture().getNow())
+                .isSameAs(client.rec.awaitEvent(TlsCloseEvent.class, Duration.ofSeconds(AWAIT_SECONDS)));
     }
 
     /**
