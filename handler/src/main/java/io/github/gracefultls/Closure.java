@@ -278,8 +278,11 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         ChannelFuture f;
         try {
             // SslHandler.closeOutbound() closes the engine before it wraps the writes already queued, which would
-            // then fail: wrap them first, so that they go out in full ahead of our close_notify.
-            ctx.flush();
+            // then fail: wrap them first, so that they go out in full ahead of our close_notify. (A flush with
+            // nothing queued would still wrap an empty buffer: not done.)
+            if (SslHandlerAccess.hasPendingWrites(handler.sslHandler)) {
+                ctx.flush();
+            }
             f = handler.sslHandler.closeOutbound();
         } catch (RuntimeException e) {
             f = ctx.newFailedFuture(e);
@@ -394,10 +397,9 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
         if (event != null) {
             return;
         }
-        Duration elapsed = peerBegan && mode == null
-                ? Duration.ZERO : Duration.ofNanos(Math.max(0, now() - startNanos));
+        long elapsedNanos = peerBegan && mode == null ? 0 : Math.max(0, now() - startNanos);
         TlsCloseEvent e = event = new TlsCloseEvent(status,
-                peerBegan ? TlsCloseInitiator.PEER : TlsCloseInitiator.LOCAL, mode, elapsed, cause, discarded);
+                peerBegan ? TlsCloseInitiator.PEER : TlsCloseInitiator.LOCAL, mode, elapsedNanos, cause, discarded);
         if (phase != FLUSHING) {
             cancelTimer(); // the wait is over; a flush timer runs on until the flush settles
         }

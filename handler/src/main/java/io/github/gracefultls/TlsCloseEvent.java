@@ -27,16 +27,20 @@ public final class TlsCloseEvent {
     private final TlsCloseStatus status;
     private final TlsCloseInitiator initiator;
     private final TlsCloseMode mode;
-    private final Duration elapsed;
+    /** Kept in nanoseconds: a Duration is made when asked for, not for every closure. */
+    private final long elapsedNanos;
     private final Throwable cause;
     private final long discardedBytes;
 
-    TlsCloseEvent(TlsCloseStatus status, TlsCloseInitiator initiator, TlsCloseMode mode, Duration elapsed,
+    TlsCloseEvent(TlsCloseStatus status, TlsCloseInitiator initiator, TlsCloseMode mode, long elapsedNanos,
                   Throwable cause, long discardedBytes) {
         this.status = Objects.requireNonNull(status, "status");
         this.initiator = Objects.requireNonNull(initiator, "initiator");
         this.mode = mode;
-        this.elapsed = Objects.requireNonNull(elapsed, "elapsed");
+        if (elapsedNanos < 0) {
+            throw new IllegalArgumentException("elapsedNanos: " + elapsedNanos + " (expected: >= 0)");
+        }
+        this.elapsedNanos = elapsedNanos;
         this.cause = cause;
         this.discardedBytes = discardedBytes;
     }
@@ -85,7 +89,7 @@ public final class TlsCloseEvent {
      * @return the duration of the closure
      */
     public Duration elapsed() {
-        return elapsed;
+        return Duration.ofNanos(elapsedNanos);
     }
 
     /**
@@ -117,7 +121,7 @@ public final class TlsCloseEvent {
         StringBuilder b = new StringBuilder(64).append("TlsCloseEvent(")
                 .append(status).append(", ").append(initiator).append(", ")
                 .append(mode == null ? "-" : mode.name()).append(", ");
-        Durations.append(b, elapsed);
+        Durations.append(b, elapsedNanos);
         if (discardedBytes > 0) {
             b.append(", discarded ").append(discardedBytes).append(" B");
         }
