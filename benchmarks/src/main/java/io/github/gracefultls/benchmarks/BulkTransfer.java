@@ -1,6 +1,7 @@
 package io.github.gracefultls.benchmarks;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
@@ -134,9 +135,8 @@ public final class BulkTransfer implements Callable<Integer> {
             description = "TLS providers, in order. Default: OPENSSL,JDK (--quick: OPENSSL).")
     private List<SslProvider> providers;
 
-    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
-            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
-    private String protocol;
+    @Mixin
+    private Cli.Protocol protocol;
 
     @Option(names = "--control", paramLabel = "none|hop|same", defaultValue = "none",
             description = "What \"with handler\" adds: none (the handler), hop (an empty read handler before the "
@@ -172,7 +172,7 @@ public final class BulkTransfer implements Callable<Integer> {
         List<SslProvider> providers = this.providers != null ? this.providers
                 : quick ? List.of(SslProvider.OPENSSL) : List.of(SslProvider.OPENSSL, SslProvider.JDK);
         for (SslProvider provider : providers) {
-            print(run(provider, protocol, bytes, runs, !quick));
+            print(run(provider, protocol.protocol, bytes, runs, !quick));
         }
         System.out.println("# done, " + Env.loadAverage());
         return 0;

@@ -2,7 +2,9 @@ package io.github.gracefultls.benchmarks;
 
 import io.netty.handler.ssl.SslProvider;
 import picocli.CommandLine;
+import picocli.CommandLine.Option;
 
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** The harnesses' command lines, with picocli: running one, and the values they share. */
@@ -53,5 +55,26 @@ final class Cli {
                 throw new CommandLine.TypeConversionException("'" + value + "' is not a size (expected e.g. 32m, 1g)");
             }
         }
+    }
+
+    /** {@code --protocol}. */
+    static class Protocol {
+        @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
+                converter = ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
+        String protocol;
+    }
+
+    /** {@code --provider} (one, OpenSSL by default) and {@code --protocol}: a harness that measures one setup. */
+    static final class OneTls extends Protocol {
+        @Option(names = "--provider", paramLabel = "JDK|OPENSSL", defaultValue = "OPENSSL",
+                converter = ProviderConverter.class, description = "TLS provider. Default: ${DEFAULT-VALUE}.")
+        SslProvider provider;
+    }
+
+    /** {@code --provider} (a list, both by default) and {@code --protocol}: a harness that measures each engine. */
+    static final class EachTls extends Protocol {
+        @Option(names = "--provider", paramLabel = "JDK|OPENSSL", split = ",", defaultValue = "JDK,OPENSSL",
+                converter = ProviderConverter.class, description = "TLS providers, in order. Default: ${DEFAULT-VALUE}.")
+        List<SslProvider> providers;
     }
 }

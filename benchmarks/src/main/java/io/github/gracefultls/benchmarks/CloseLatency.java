@@ -1,6 +1,7 @@
 package io.github.gracefultls.benchmarks;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
@@ -78,13 +79,8 @@ public final class CloseLatency implements Callable<Integer> {
     @Option(names = "--closures", paramLabel = "N", description = "Closures per closer and RTT. Default: 40 (--quick: 4).")
     private Integer closures;
 
-    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", defaultValue = "OPENSSL",
-            converter = Cli.ProviderConverter.class, description = "TLS provider. Default: ${DEFAULT-VALUE}.")
-    private SslProvider provider;
-
-    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
-            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
-    private String protocol;
+    @Mixin
+    private Cli.OneTls tls;
 
     @Option(names = "--chart", paramLabel = "PNG", description = "Also draw the results as a PNG chart.")
     private Path chart;
@@ -101,10 +97,10 @@ public final class CloseLatency implements Callable<Integer> {
         List<Integer> rtts = this.rtts != null ? this.rtts : quick ? List.of(0, 10) : List.of(0, 10, 50);
         int closures = this.closures != null ? this.closures : quick ? 4 : 40;
         System.out.println("# CloseLatency: " + Env.describe());
-        List<Point> points = run(provider, protocol, rtts, closures);
-        print(provider.name() + " " + protocol, points);
+        List<Point> points = run(tls.provider, tls.protocol, rtts, closures);
+        print(tls.provider.name() + " " + tls.protocol, points);
         if (chart != null) {
-            LatencyChart.write(chart, provider.name() + " " + protocol, points);
+            LatencyChart.write(chart, tls.provider.name() + " " + tls.protocol, points);
             System.out.println("chart: " + chart);
         }
         System.out.println("# done, " + Env.loadAverage());

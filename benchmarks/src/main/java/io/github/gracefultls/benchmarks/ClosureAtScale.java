@@ -1,6 +1,7 @@
 package io.github.gracefultls.benchmarks;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
@@ -102,13 +103,8 @@ public final class ClosureAtScale implements Callable<Integer> {
     @Option(names = "--warmup", paramLabel = "N", description = "Uncounted rounds first. Default: 2 (--quick: 0).")
     private Integer warmup;
 
-    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", defaultValue = "OPENSSL",
-            converter = Cli.ProviderConverter.class, description = "TLS provider. Default: ${DEFAULT-VALUE}.")
-    private SslProvider provider;
-
-    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
-            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
-    private String protocol;
+    @Mixin
+    private Cli.OneTls tls;
 
     @Option(names = "--jfr", paramLabel = "FILE", description = "Record the client's closures with JFR to FILE.")
     private Path jfr;
@@ -125,7 +121,7 @@ public final class ClosureAtScale implements Callable<Integer> {
         LeakCounter.install();
         System.out.println("# ClosureAtScale: " + Env.describe());
         jfrFile = jfr;
-        print(run(provider, protocol, connections != null ? connections : quick ? 200 : 10_000,
+        print(run(tls.provider, tls.protocol, connections != null ? connections : quick ? 200 : 10_000,
                 warmup != null ? warmup : quick ? 0 : 2, rounds != null ? rounds : quick ? 1 : 4));
         System.out.println("# done, " + Env.loadAverage());
         return 0;

@@ -1,6 +1,7 @@
 package io.github.gracefultls.benchmarks;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
@@ -77,13 +78,8 @@ public final class ConnectionCost implements Callable<Integer> {
     @Option(names = "--connections", paramLabel = "N", description = "Idle connections. Default: 10000 (--quick: 200).")
     private Integer connections;
 
-    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", split = ",", defaultValue = "JDK,OPENSSL",
-            converter = Cli.ProviderConverter.class, description = "TLS providers, in order. Default: ${DEFAULT-VALUE}.")
-    private List<SslProvider> providers;
-
-    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
-            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
-    private String protocol;
+    @Mixin
+    private Cli.EachTls tls;
 
     private ConnectionCost() {
     }
@@ -96,8 +92,8 @@ public final class ConnectionCost implements Callable<Integer> {
     public Integer call() throws Exception {
         LeakCounter.install();
         System.out.println("# ConnectionCost: " + Env.describe());
-        for (SslProvider provider : providers) {
-            print(run(provider, protocol, connections != null ? connections : quick ? 200 : 10_000));
+        for (SslProvider provider : tls.providers) {
+            print(run(provider, tls.protocol, connections != null ? connections : quick ? 200 : 10_000));
         }
         System.out.println("# done, " + Env.loadAverage());
         return 0;

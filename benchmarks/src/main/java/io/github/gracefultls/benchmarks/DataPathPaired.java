@@ -1,6 +1,7 @@
 package io.github.gracefultls.benchmarks;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 import io.github.gracefultls.GracefulTlsCloseHandler;
@@ -42,13 +43,8 @@ public final class DataPathPaired implements Callable<Integer> {
     @Option(names = "--quick", description = "A short run: 1 s per case, 20 ms windows unless given.")
     private boolean quick;
 
-    @Option(names = "--provider", paramLabel = "JDK|OPENSSL", split = ",", defaultValue = "JDK,OPENSSL",
-            converter = Cli.ProviderConverter.class, description = "TLS providers, in order. Default: ${DEFAULT-VALUE}.")
-    private List<SslProvider> providers;
-
-    @Option(names = "--protocol", paramLabel = "TLSv1.2|TLSv1.3", defaultValue = "TLSv1.3",
-            converter = Cli.ProtocolConverter.class, description = "TLS protocol. Default: ${DEFAULT-VALUE}.")
-    private String protocol;
+    @Mixin
+    private Cli.EachTls tls;
 
     @Option(names = "--sizes", paramLabel = "BYTES", split = ",", defaultValue = "64,1024,16384",
             description = "Message sizes. Default: ${DEFAULT-VALUE}.")
@@ -83,13 +79,13 @@ public final class DataPathPaired implements Callable<Integer> {
         boolean hop = control == Control.HOP;
         System.out.println("# DataPathPaired: " + Env.describe());
         System.out.printf(Locale.ROOT, "# %s, %d s per case after %d s of warm-up, %d ms windows, B = %s%n",
-                protocol, seconds, warmupSeconds(seconds), windowMillis,
+                tls.protocol, seconds, warmupSeconds(seconds), windowMillis,
                 hop ? "an empty read-path handler (control)" : "GracefulTlsCloseHandler");
         System.out.println("provider  size    with, ops/s: median          without, ops/s: median       "
                 + "ratio with/without: median (p10 .. p90)   pairs");
-        for (SslProvider provider : providers) {
+        for (SslProvider provider : tls.providers) {
             for (int size : sizes) {
-                print(run(provider, protocol, size, seconds, windowMillis, hop));
+                print(run(provider, tls.protocol, size, seconds, windowMillis, hop));
             }
         }
         System.out.println("# done, " + Env.loadAverage());
