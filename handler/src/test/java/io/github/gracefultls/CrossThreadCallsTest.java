@@ -29,7 +29,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 class CrossThreadCallsTest extends SocketTestBase {
 
     private static final String COMBOS = "io.github.gracefultls.testing.Tls#providersAndProtocols";
-    private static final long AWAIT_SECONDS = 10;
+    /** Our read timeout: the peer answers, and beats it however loaded the machine. */
+    private static final Duration READ_TIMEOUT = Duration.ofSeconds(30);
+    /** Bound for every wait here, longer than {@link #READ_TIMEOUT}: a closure that missed it shows its event. */
+    private static final long AWAIT_SECONDS = 45;
 
     @Override
     int eventLoopThreads() {
@@ -156,7 +159,7 @@ class CrossThreadCallsTest extends SocketTestBase {
         TlsSockets.Peer peer = sockets.listen(Tls.serverContext(provider, protocol), new GracefulTlsCloseHandler(),
                 new RecordingHandler(), null);
         TlsSockets.Client client = sockets.connect(Tls.clientContext(provider, protocol), peer.address(),
-                new GracefulTlsCloseHandler(), new RecordingHandler());
+                GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(READ_TIMEOUT).build(), new RecordingHandler());
         peer.awaitHandshake();
         return client;
     }

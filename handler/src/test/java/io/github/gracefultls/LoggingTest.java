@@ -44,7 +44,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class LoggingTest {
 
-    private static final long AWAIT_SECONDS = 5;
+    /** Bound for every wait on what should come at once: far from any stall of a loaded machine. */
+    private static final long AWAIT_SECONDS = 30;
     private static final String PROTOCOL = Tls.TLS_1_2; // the JDK engine replies close_notify by itself
 
     private static EventLoopGroup group;

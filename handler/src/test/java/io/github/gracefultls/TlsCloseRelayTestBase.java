@@ -55,7 +55,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 abstract class TlsCloseRelayTestBase extends SocketTestBase {
 
-    static final long AWAIT_SECONDS = 5;
+    /** Bound for every wait on what should come at once: far from any stall of a loaded machine. */
+    static final long AWAIT_SECONDS = 30;
     static final Duration AWAIT = Duration.ofSeconds(AWAIT_SECONDS);
     static final int MIB = 1024 * 1024;
 

@@ -32,7 +32,8 @@ import static java.util.concurrent.TimeUnit.SECONDS;
  */
 final class FaultRig implements AutoCloseable {
 
-    static final long AWAIT_SECONDS = 10;
+    /** Bound on every wait for what should come at once: far from any stall of a loaded machine. */
+    static final long AWAIT_SECONDS = 30;
     static final Duration AWAIT = Duration.ofSeconds(AWAIT_SECONDS);
 
     /** How our side ends the TLS session, or {@code PEER} when the peer begins. */

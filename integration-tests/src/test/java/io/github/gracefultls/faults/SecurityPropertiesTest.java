@@ -29,7 +29,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * The security properties, each a test, on a real {@code SslHandler} pair with a driven clock: truncation is never
  * reported as {@code CLOSE_NOTIFY_RECEIVED}; no input holds a closing connection past its deadline; a peer's
  * {@code close_notify} never turns the connection into plaintext unless {@code REUSE_TRANSPORT} is configured.
- * (Over real sockets: {@link FaultPeerTest} and the ground truth of {@link RandomScheduleTest}.)
+ * (Over real sockets: {@link TruncatingPeerTest}, {@link UnansweredClosureTest}; and the ground truth of
+ * {@link RandomScheduleTest}.)
  */
 class SecurityPropertiesTest {
 

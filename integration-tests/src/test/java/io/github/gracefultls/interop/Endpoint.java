@@ -3,6 +3,7 @@ package io.github.gracefultls.interop;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.testing.EventLoops;
+import io.github.gracefultls.testing.LoopLateness;
 import io.github.gracefultls.testing.RecordingHandler;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.AdaptiveRecvByteBufAllocator;
@@ -38,13 +39,16 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 final class Endpoint implements AutoCloseable {
 
-    static final Duration AWAIT = Duration.ofSeconds(5);
+    /** Bound for every wait on what should come at once: far from any stall of a loaded machine. */
+    static final Duration AWAIT = Duration.ofSeconds(30);
 
     final Channel channel;
     final SslHandler ssl;
     final GracefulTlsCloseHandler handler;
     final RecordingHandler rec;
     final WireTap tap;
+    /** How late this channel's event loop ran, from the pipeline's installation until the channel closed. */
+    final LoopLateness lateness;
 
     private Endpoint(Channel channel, SslHandler ssl, GracefulTlsCloseHandler handler, RecordingHandler rec,
                      WireTap tap) {
@@ -53,6 +57,8 @@ final class Endpoint implements AutoCloseable {
         this.handler = handler;
         this.rec = rec;
         this.tap = tap;
+        this.lateness = LoopLateness.watch(channel.eventLoop());
+        channel.closeFuture().addListener(f -> lateness.close());
     }
 
     /** Builds our pipeline on {@code ch}. */
@@ -181,6 +187,7 @@ final class Endpoint implements AutoCloseable {
     /** Closes the transport below every handler (no close_notify, no wait): for cleanup only. */
     @Override
     public void close() throws Exception {
+        lateness.close();
         if (channel.isOpen()) {
             channel.eventLoop().submit(() -> {
                 ChannelHandlerContext first = channel.pipeline().firstContext();

@@ -32,7 +32,7 @@ class GnutlsCliTest extends InteropTest {
     private static final String RESPONSE = "RESPONSE after your close_notify\n";
     private static final String PEER_CLOSED = "- Peer has closed the GnuTLS connection";
     /** gnutls-cli waits about 2 s for our close_notify; bound for it to exit. */
-    private static final Duration EXIT = Duration.ofSeconds(10);
+    private static final Duration EXIT = Duration.ofSeconds(30);
 
     private PeerProcess gnutlsCli(int port) {
         String bin = Peers.require(Peers.Program.GNUTLS_CLI).toString();
@@ -100,7 +100,8 @@ class GnutlsCliTest extends InteropTest {
         InteropReport.observe("gnutls-cli exit " + exit + " " + waitedMillis + " ms after our close");
         assertThat(exit).as("gnutls-cli exit status; stderr: %s", cli.stderr()).isZero();
         assertThat(cli.stdout()).as("gnutls-cli saw our close_notify").contains(PEER_CLOSED);
-        assertThat(waitedMillis).as("it did not wait ~2 s for a close_notify we never sent").isLessThan(1500);
+        assertThat(Duration.ofMillis(waitedMillis)).as("it did not wait ~2 s for a close_notify we never sent")
+                .isLessThan(ours.lateness.allow(Duration.ofMillis(1500)));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -126,6 +127,6 @@ class GnutlsCliTest extends InteropTest {
         assertTruncated(event, TlsCloseInitiator.LOCAL);
         assertThat(event.mode()).isEqualTo(TlsCloseMode.SHUT_RDWR);
         assertThat(((TlsTruncationException) event.cause()).isInsideRecord()).isFalse();
-        assertThat(event.elapsed()).isLessThan(ONE_ROUND_TRIP);
+        assertThat(event.elapsed()).isLessThan(withinOneRoundTrip(ours));
     }
 }

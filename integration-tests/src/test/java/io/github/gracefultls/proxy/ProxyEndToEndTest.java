@@ -65,9 +65,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ProxyEndToEndTest {
 
-    private static final Duration AWAIT = Duration.ofSeconds(20);
+    /** Bound on every wait here, longer than {@link #READ_TIMEOUT}: far from any stall of a loaded machine. */
+    private static final Duration AWAIT = Duration.ofSeconds(45);
+    /** The Netty client's read timeout: the proxy answers, and beats it however loaded the machine. */
+    private static final Duration READ_TIMEOUT = Duration.ofSeconds(30);
     /** Bound for nginx to start listening. */
-    private static final Duration LISTEN = Duration.ofSeconds(10);
+    private static final Duration LISTEN = Duration.ofSeconds(30);
     /** Debian's dynamic stream module (package libnginx-mod-stream); nginx 1.22 has proxy_half_close (1.21.4+). */
     private static final Path NGINX_STREAM_MODULE = Path.of("/usr/lib/nginx/modules/ngx_stream_module.so");
     private static final int LARGE = 64 * 1024 * 1024;
@@ -417,7 +420,8 @@ class ProxyEndToEndTest {
     private NettyClient nettyClient(SslProvider provider, int port, byte[] request, boolean truncate)
             throws Exception {
         NettyClient client = new NettyClient();
-        GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
+        GracefulTlsCloseHandler handler = GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(READ_TIMEOUT)
+                .build();
         Channel ch = new Bootstrap()
                 .group(clientGroup)
                 .channel(NioSocketChannel.class)

@@ -60,7 +60,10 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class ReactorNettyTest {
 
-    private static final Duration WAIT = Duration.ofSeconds(10);
+    /** Bound on every wait here, longer than {@link #DEADLINE}: far from any stall of a loaded machine. */
+    private static final Duration WAIT = Duration.ofSeconds(45);
+    /** Every deadline of both sides' handlers: each side answers the other, however loaded the machine. */
+    private static final Duration DEADLINE = Duration.ofSeconds(30);
     /** How long "nothing happens" is watched for. */
     private static final Duration QUIET = Duration.ofMillis(500);
 
@@ -84,7 +87,7 @@ class ReactorNettyTest {
     // ---------------------------------------------------------------------------------------------------------
 
     private HttpServer server(SslContext serverContext) {
-        return server(serverContext, GracefulTlsCloseHandler::new);
+        return server(serverContext, ReactorNettyTest::handler);
     }
 
     private HttpServer server(SslContext serverContext, Supplier<GracefulTlsCloseHandler> handlers) {
@@ -105,6 +108,11 @@ class ReactorNettyTest {
                         .get("/bye", (req, res) -> res.keepAlive(false).sendString(Mono.just("bye"))));
     }
 
+    private static GracefulTlsCloseHandler handler() {
+        return GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(DEADLINE).closeNotifyFlushTimeout(DEADLINE)
+                .build();
+    }
+
     private DisposableServer bind(HttpServer server) {
         DisposableServer s = server.bindNow(WAIT);
         cleanup.add(() -> s.disposeNow(WAIT));
@@ -116,7 +124,7 @@ class ReactorNettyTest {
                 .host("127.0.0.1")
                 .port(server.port())
                 .secure(spec -> spec.sslContext(clientContext))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(GracefulTlsCloseHandler::new, clientEvents::add))
+                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(ReactorNettyTest::handler, clientEvents::add))
                 .doOnChannelInit((observer, ch, remote) -> clientChannels.add(ch));
     }
 

@@ -35,7 +35,10 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class TlsCloseMetricsTest {
 
-    private static final Duration WAIT = Duration.ofSeconds(10);
+    /** Bound on every wait here, longer than {@link #DEADLINE}: far from any stall of a loaded machine. */
+    private static final Duration WAIT = Duration.ofSeconds(45);
+    /** Every deadline of both sides' handlers: each side answers the other, however loaded the machine. */
+    private static final Duration DEADLINE = Duration.ofSeconds(30);
 
     /**
      * Counts TLS closures in {@code tls.close}, tagged {@code status} and {@code initiator}. Stateless apart from
@@ -92,7 +95,7 @@ class TlsCloseMetricsTest {
                 .port(0)
                 .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)))
                 .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(() -> {
-                    GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
+                    GracefulTlsCloseHandler handler = handler();
                     serverHandlers.add(handler);
                     return handler;
                 }, e -> { }))
@@ -110,7 +113,7 @@ class TlsCloseMetricsTest {
                 .host("127.0.0.1")
                 .port(server.port())
                 .secure(spec -> spec.sslContext(Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(GracefulTlsCloseHandler::new, e -> { }));
+                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(TlsCloseMetricsTest::handler, e -> { }));
 
         // Two clean closures begun by the client (a new connection per request, closed after the response).
         for (int i = 0; i < 2; i++) {
@@ -156,5 +159,10 @@ class TlsCloseMetricsTest {
         }
         double total = registry.find("tls.close").counters().stream().mapToDouble(Counter::count).sum();
         assertThat(total).as("TLS closures counted").isEqualTo(expected);
+    }
+
+    private static GracefulTlsCloseHandler handler() {
+        return GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(DEADLINE).closeNotifyFlushTimeout(DEADLINE)
+                .build();
     }
 }

@@ -28,7 +28,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 class TlsCloseProbeExternalPeersTest {
 
     /** Bound for a peer to start listening. */
-    private static final Duration LISTEN = Duration.ofSeconds(10);
+    private static final Duration LISTEN = Duration.ofSeconds(30);
 
     private static TestCertificates.PemFiles pem;
     private static Path gnutlsKey;
@@ -44,7 +44,7 @@ class TlsCloseProbeExternalPeersTest {
 
     private static ProbeRun probe(int port, String provider, String protocol, String... more) {
         return ProbeRun.against(pem.caCertificate(), port, provider, protocol,
-                Stream.concat(Stream.of("--timeout", "5s"), Stream.of(more)).toArray(String[]::new));
+                Stream.concat(Stream.of("--timeout", "30s"), Stream.of(more)).toArray(String[]::new));
     }
 
     @ParameterizedTest(name = "{0} TLS {1}")
