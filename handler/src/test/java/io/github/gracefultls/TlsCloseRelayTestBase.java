@@ -338,16 +338,32 @@ abstract class TlsCloseRelayTestBase extends SocketTestBase {
     }
 
     /** A peer whose input had ended sees a reset on its next writes: they fail. */
+    /**
+     * Writes 1 KiB at a time until a write fails with an {@link IOException}. Bounded by time, not bytes: the peer's
+     * reset can come some time after its channel reported closed (NIO closes a registered socket's descriptor only
+     * at its loop's next select), and until then the peer's kernel buffers take the writes. If the peer never goes,
+     * its buffers fill, a write stays pending, and the bound ends the wait.
+     */
     static void assertWritesFail(Channel ch, String who) throws Exception {
-        for (int i = 0; i < 100; i++) {
+        long deadline = System.nanoTime() + AWAIT.toNanos();
+        long written = 0;
+        while (true) {
             ChannelFuture f = ch.writeAndFlush(Unpooled.wrappedBuffer(new byte[1024]));
-            assertThat(f.await(AWAIT_SECONDS, SECONDS)).isTrue();
+            long left = Math.max(0, deadline - System.nanoTime());
+            if (!f.await(left, TimeUnit.NANOSECONDS)) {
+                throw new AssertionError(who + ": " + written + " bytes written, then a write stayed pending for "
+                        + AWAIT_SECONDS + " s: the peer neither read nor reset");
+            }
             if (!f.isSuccess()) {
                 assertThat(f.cause()).as("%s: write failure", who).isInstanceOf(IOException.class);
                 return;
             }
+            written += 1024;
+            if (System.nanoTime() - deadline > 0) {
+                throw new AssertionError(who + ": " + written + " bytes written in " + AWAIT_SECONDS
+                        + " s after the reset, and no write failed");
+            }
         }
-        throw new AssertionError(who + ": 100 KiB written after the reset, and no write failed");
     }
 
     static void assertEvent(TlsCloseEvent event, TlsCloseStatus status, TlsCloseInitiator initiator) {
