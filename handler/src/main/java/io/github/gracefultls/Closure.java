@@ -201,17 +201,21 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     }
 
     /**
-     * Ends the connection abortively, without close_notify and with a TCP reset where the transport allows it.
+     * Ends the connection without close_notify, with a TCP reset where the transport allows it if {@code reset}.
      * The outcome, if not known yet, is FAILED.
      */
-    void abort(Throwable cause) {
+    void abort(Throwable cause, boolean reset) {
         settle(TlsCloseStatus.FAILED, cause, false);
         if (phase == CLOSED || isTerminal() && !handler.ctx.channel().isActive()) {
             return;
         }
         phase = CLOSED;
         cancelTimer();
-        SslPipeline.resetAndClose(handler.ctx, handler.sslHandler, closePromise());
+        if (reset) {
+            SslPipeline.resetAndClose(handler.ctx, handler.sslHandler, closePromise());
+        } else {
+            SslPipeline.close(handler.ctx, handler.sslHandler, closePromise(), false);
+        }
     }
 
     /** SHUT_RDWR: release inbound application data, and wait with the read timeout once our close_notify is out. */

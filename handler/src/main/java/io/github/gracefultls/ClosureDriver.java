@@ -29,6 +29,8 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
     private static final byte PEER_CLOSE_NOTIFY = 1;
     /** Set by {@link TlsCloseRelay}: the peer's close_notify ends its direction only (PeerClosePolicy.HALF_CLOSE). */
     private static final byte RELAYED = 2;
+    /** The relay shut the TCP output down without close_notify, to pass on a truncation: no warning. */
+    private static final byte RELAY_TRUNCATED = 4;
 
     final Settings settings;
     ChannelHandlerContext ctx;
@@ -269,7 +271,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
     }
 
     private void warnIfOutputShutDownWithoutCloseNotify() {
-        if (handshakeSucceeded() && !sslHandler.engine().isOutboundDone()
+        if (handshakeSucceeded() && !sslHandler.engine().isOutboundDone() && (flags & RELAY_TRUNCATED) == 0
                 && (closure() == null || closure().isIdle())) {
             logger.warn("{} TCP output was shut down without close_notify: use GracefulTlsCloseHandler"
                     + ".shutdownOutput() instead of DuplexChannel.shutdownOutput(), or the peer sees a truncation",
@@ -294,8 +296,22 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
         if (!handshakeSucceeded()) {
             SslPipeline.resetAndClose(ctx, sslHandler, ctx.newPromise());
         } else {
-            begun(TlsCloseInitiator.LOCAL, null, Closure.CLOSE).abort(cause);
+            begun(TlsCloseInitiator.LOCAL, null, Closure.CLOSE).abort(cause, true);
         }
+    }
+
+    /** As {@link #abort}, but closes without a reset: what the transport holds is still sent, then a FIN. */
+    void closeBelowTls(Throwable cause) {
+        if (!handshakeSucceeded()) {
+            SslPipeline.close(ctx, sslHandler, ctx.newPromise(), false);
+        } else {
+            begun(TlsCloseInitiator.LOCAL, null, Closure.CLOSE).abort(cause, false);
+        }
+    }
+
+    /** The relay is about to shut the TCP output down without close_notify: a truncation passed on, on purpose. */
+    void relayEndsOutputWithoutCloseNotify() {
+        flags |= RELAY_TRUNCATED;
     }
 
     // ------------------------------------------------------------------------------------------------------------

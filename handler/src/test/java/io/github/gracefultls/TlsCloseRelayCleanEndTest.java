@@ -7,6 +7,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -128,5 +129,37 @@ class TlsCloseRelayCleanEndTest extends TlsCloseRelayTestBase {
         // Its input had ended (our FIN), so Netty reads no more: the reset shows on its next write.
         assertWritesFail(up, "the upstream, whose response could not be delivered");
         assertThat(client.rec.receivedBytes()).isEmpty();
+    }
+
+    /**
+     * The backend is closed from outside (by the application, an idle timeout) after its input ended cleanly, while
+     * the client, which can still write under TLS 1.3 with the JDK engine, sends more: that has nowhere to go. The
+     * relay must not stall with the frontend never read again: it aborts the frontend, and the outcome completes.
+     */
+    @Test
+    void aBackendClosedAfterItsCleanEndAbortsTheFrontendInsteadOfStalling() throws Exception {
+        SslProvider provider = SslProvider.JDK;
+        String protocol = Tls.TLS_1_3;
+        UpstreamServer upstream = startUpstream(Upstream.PLAIN, provider, protocol, null);
+        Proxy proxy = startProxy(provider, protocol, upstream, GracefulTlsCloseHandler::new);
+        Client client = connect(provider, protocol, proxy,
+                GracefulTlsCloseHandler.builder().peerClosePolicy(PeerClosePolicy.HALF_CLOSE).build());
+        client.channel.writeAndFlush(Unpooled.wrappedBuffer(payload(1024, 20)));
+        Channel up = upstream.awaitAccepted();
+        upstream.rec.awaitBytes(1024, AWAIT);
+        byte[] response = payload(1024, 21);
+        respondAndEnd(Upstream.PLAIN, up, response);
+        assertEvent(client.awaitEvent(AWAIT), TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER);
+        assertSameBytes(client.rec.receivedBytes(), response, "response");
+
+        proxy.relay().backend().close().get(AWAIT_SECONDS, SECONDS);
+        client.channel.writeAndFlush(Unpooled.wrappedBuffer(payload(64 * 1024, 22)));
+
+        TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
+        assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.CLEAN);
+        assertThat(outcome.frontendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
+        assertThat(outcome.frontendCause()).as("%s", outcome).hasMessageContaining("the backend closed");
+        assertThat(outcome.isClean()).isFalse();
+        assertBothClosed(proxy);
     }
 }

@@ -143,8 +143,12 @@ abstract class TlsCloseRelayTestBase extends SocketTestBase {
         final Channel server;
         final CompletableFuture<TlsCloseRelay> relay = new CompletableFuture<>();
 
+        final TlsCloseRelay.TruncationSignal signal;
+
         Proxy(SslProvider provider, String protocol, UpstreamServer upstream,
-              Supplier<GracefulTlsCloseHandler> frontendHandler) throws Exception {
+              Supplier<GracefulTlsCloseHandler> frontendHandler, TlsCloseRelay.TruncationSignal signal)
+                throws Exception {
+            this.signal = signal;
             ChannelFuture bind = new ServerBootstrap()
                     .group(group())
                     .channel(transport.serverChannelClass())
@@ -155,7 +159,7 @@ abstract class TlsCloseRelayTestBase extends SocketTestBase {
                         protected void initChannel(Channel ch) {
                             ch.pipeline().addLast(Tls.serverContext(provider, protocol).newHandler(ch.alloc()));
                             ch.pipeline().addLast(frontendHandler.get());
-                            ch.pipeline().addLast(new Connector(upstream, relay));
+                            ch.pipeline().addLast(new Connector(upstream, relay, signal));
                             sockets.closeAfter(() -> closeBelowTls(ch));
                         }
                     })
@@ -178,10 +182,13 @@ abstract class TlsCloseRelayTestBase extends SocketTestBase {
     final class Connector extends ChannelInboundHandlerAdapter {
         private final UpstreamServer upstream;
         private final CompletableFuture<TlsCloseRelay> relay;
+        private final TlsCloseRelay.TruncationSignal signal;
 
-        Connector(UpstreamServer upstream, CompletableFuture<TlsCloseRelay> relay) {
+        Connector(UpstreamServer upstream, CompletableFuture<TlsCloseRelay> relay,
+                  TlsCloseRelay.TruncationSignal signal) {
             this.upstream = upstream;
             this.relay = relay;
+            this.signal = signal;
         }
 
         @Override
@@ -212,7 +219,7 @@ abstract class TlsCloseRelayTestBase extends SocketTestBase {
                         }
                         sockets.closeAfter(() -> closeBelowTls(f.channel()));
                         try {
-                            TlsCloseRelay r = TlsCloseRelay.link(frontend, f.channel());
+                            TlsCloseRelay r = TlsCloseRelay.link(frontend, f.channel(), signal);
                             sockets.closeAfter(() -> {
                                 if (!r.closeFuture().isDone()) {
                                     r.abort();
@@ -229,7 +236,13 @@ abstract class TlsCloseRelayTestBase extends SocketTestBase {
 
     Proxy startProxy(SslProvider provider, String protocol, UpstreamServer upstream,
                              Supplier<GracefulTlsCloseHandler> frontendHandler) throws Exception {
-        return new Proxy(provider, protocol, upstream, frontendHandler);
+        return startProxy(provider, protocol, upstream, frontendHandler, TlsCloseRelay.TruncationSignal.FIN);
+    }
+
+    Proxy startProxy(SslProvider provider, String protocol, UpstreamServer upstream,
+                     Supplier<GracefulTlsCloseHandler> frontendHandler, TlsCloseRelay.TruncationSignal signal)
+            throws Exception {
+        return new Proxy(provider, protocol, upstream, frontendHandler, signal);
     }
 
     Client connect(SslProvider provider, String protocol, Proxy proxy, GracefulTlsCloseHandler handler)

@@ -44,7 +44,9 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
                 outcome).isEqualTo(TlsCloseStatus.TRUNCATED);
         assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.TRUNCATED);
         assertThat(outcome.frontendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
-        assertThat(outcome.frontendEvent().status()).isEqualTo(TlsCloseStatus.FAILED);
+        assertThat(outcome.frontendCause()).as("%s", outcome).hasMessageContaining("the backend ended TRUNCATED");
+        // The bare FIN (no close_notify) went after every byte; the frontend's event is how the client answered.
+        assertSameBytes(client.rec.receivedBytes(), part, "what the client got before the truncation");
         assertBothClosed(proxy);
     }
 
@@ -93,12 +95,13 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
         assertEvent(outcome.frontendEvent(), TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER);
         assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
         if (kind == Upstream.TLS) {
+            // TruncationSignal.FIN: a bare FIN after every byte, no close_notify.
             TlsCloseEvent upstreamEvent = upstream.awaitEvent();
             assertThat(upstreamEvent.status()).as("%s", upstreamEvent).isEqualTo(TlsCloseStatus.TRUNCATED);
-            assertThat(upstreamEvent.cause()).as("%s", upstreamEvent).isInstanceOf(TlsTruncationException.class);
-            assertThat(upstreamEvent.cause().getCause()).as("a reset, not a FIN: %s", upstreamEvent)
-                    .isInstanceOf(IOException.class);
+            assertThat(upstreamEvent.cause()).as("%s", upstreamEvent).isInstanceOf(TlsTruncationException.class)
+                    .hasMessageContaining("(FIN)");
         } else {
+            // A plain side can only be told by a reset: a FIN would be a clean end.
             assertResetSeen(upstream.rec, "the upstream");
         }
         assertSameBytes(upstream.rec.receivedBytes(), part, "what the upstream got before the abort");
@@ -129,6 +132,33 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
                 .isEqualTo(TlsCloseRelay.End.CLEAN);
         assertThat(outcome.isClean()).isFalse();
         assertResetSeen(upstream.rec, "the upstream, whose client never finished");
+        assertBothClosed(proxy);
+    }
+
+    /** With {@link TlsCloseRelay.TruncationSignal#RESET}, a TLS upstream sees the client's truncation as a reset. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("cells")
+    void resetSignalResetsATlsUpstream(SslProvider provider, String protocol) throws Exception {
+        UpstreamServer upstream = startUpstream(Upstream.TLS, provider, protocol, GracefulTlsCloseHandler::new);
+        Proxy proxy = startProxy(provider, protocol, upstream, GracefulTlsCloseHandler::new,
+                TlsCloseRelay.TruncationSignal.RESET);
+        Client client = connect(provider, protocol, proxy, new GracefulTlsCloseHandler());
+        byte[] part = payload(64 * 1024, 15);
+        client.channel.writeAndFlush(Unpooled.wrappedBuffer(part));
+        upstream.awaitAccepted();
+        upstream.rec.awaitBytes(part.length, AWAIT);
+
+        closeBelowTls(client.channel);
+
+        TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
+        assertThat(outcome.frontendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.TRUNCATED);
+        assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
+        assertThat(outcome.backendCause()).as("%s", outcome).hasMessageContaining("the frontend ended TRUNCATED");
+        TlsCloseEvent upstreamEvent = upstream.awaitEvent();
+        assertThat(upstreamEvent.status()).as("%s", upstreamEvent).isEqualTo(TlsCloseStatus.TRUNCATED);
+        assertThat(upstreamEvent.cause().getCause()).as("a reset, not a FIN: %s", upstreamEvent)
+                .isInstanceOf(IOException.class);
+        assertSameBytes(upstream.rec.receivedBytes(), part, "what the upstream got before the reset");
         assertBothClosed(proxy);
     }
 
