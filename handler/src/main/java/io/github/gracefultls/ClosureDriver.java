@@ -32,7 +32,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
     private static final byte RELAYED = 2;
     /** Added behind a handler that puts the SslHandler in place later: not bound yet, a LateSslObserver waits. */
     private static final byte AWAITING_SSL = 4;
-    /** That handler left without an SslHandler (OptionalSslHandler saw plaintext): this handler stays out of the way. */
+    /** That handler left without an SslHandler (OptionalSslHandler saw plaintext): this handler stays aside. */
     private static final byte NOT_TLS = 8;
 
     final Settings settings;
@@ -86,8 +86,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
             if ((flags & AWAITING_SSL) != 0 && ctx.channel().isRegistered()) {
                 SslPipeline.removeQuietly(ctx, LateSslObserver.find(ctx.pipeline(), this));
             }
-            Outcome.fail(this, (flags & NOT_TLS) != 0 ? notTls() : new IllegalStateException(
-                    GracefulTlsCloseHandler.class.getSimpleName() + " removed from the pipeline before the TLS closure"));
+            Outcome.fail(this, (flags & NOT_TLS) != 0 ? notTls() : removedBeforeClosure());
             return;
         }
         Closure c = closure();
@@ -101,9 +100,13 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
             c.failed(new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " removed from the pipeline mid-close"));
         } else if (c == null || c.event() == null) {
-            Outcome.fail(this, new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
-                    + " removed from the pipeline before the TLS closure"));
+            Outcome.fail(this, removedBeforeClosure());
         }
+    }
+
+    private static IllegalStateException removedBeforeClosure() {
+        return new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
+                + " removed from the pipeline before the TLS closure");
     }
 
     // ------------------------------------------------------------------------------------------------------------

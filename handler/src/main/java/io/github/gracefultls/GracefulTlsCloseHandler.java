@@ -189,8 +189,9 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
      * Returns the future of this channel's TLS closure, whoever begins it. It succeeds with the one
      * {@link TlsCloseEvent} of the channel, once the event has been fired through the pipeline, and fails with an
      * {@link IllegalStateException} if the channel ends without a successful handshake, the connection turns out not
-     * to be TLS ({@code OptionalSslHandler} found plaintext), or this handler leaves the pipeline before any closure. Its listeners run on the channel's event loop, also when this method is called
-     * before the handler is added to a pipeline.
+     * to be TLS ({@code OptionalSslHandler} found plaintext), or this handler leaves the pipeline before any closure.
+     * Its listeners run on the channel's event loop, also when this method is called before the handler is added to
+     * a pipeline.
      *
      * @return the future of this channel's TLS closure
      */
