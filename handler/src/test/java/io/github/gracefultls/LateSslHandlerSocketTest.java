@@ -6,6 +6,7 @@ import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.Wire;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.ssl.OptionalSslHandler;
@@ -226,6 +227,33 @@ class LateSslHandlerSocketTest extends PipelineShapeTestBase {
         assertThat(ours.rec.receivedBytes()).hasSize(receivedBefore);
         ours.rec.awaitInactive(AWAIT);
         assertThat(ours.rec.eventsOfType(TlsCloseEvent.class)).containsExactly(event);
+        assertThat(ours.rec.exceptions()).isEmpty();
+    }
+
+    /** Without ALLOW_HALF_CLOSURE the FIN closes the channel: behind SniHandler too, the cut record is counted. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
+    void truncationBehindSniHandlerWithoutHalfClosureSaysWhereItCut(SslProvider provider, String protocol)
+            throws Exception {
+        int cutAt = 12;
+        Ours ours = new Ours();
+        ours.server = listen(ch -> ch.pipeline()
+                .addLast("wire", ours.wire)
+                .addLast("late-tls", Shape.SNI_ALPHA.newHandler(provider, protocol))
+                .addLast("tls-close", ours.handler)
+                .addLast("rec", ours.rec)
+                .channel().config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, false));
+        Peer peer = connectPeer(ours, ALPHA, provider, protocol, false);
+
+        onEventLoop(peer.channel, () -> peer.wire.truncateNextWriteTo = cutAt);
+        writeString(peer.channel, "x".repeat(100)).get(AWAIT_SECONDS, SECONDS); // the first 12 bytes, then FIN
+
+        TlsCloseEvent event = ours.handler.closeFuture().get(AWAIT_SECONDS, SECONDS);
+        assertEvent(event, TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER, null);
+        TlsTruncationException cause = truncation(event);
+        assertThat(cause.undecodedBytes()).as("%s", cause).isEqualTo(cutAt);
+        assertThat(cause).hasMessageContaining("inactive");
+        ours.rec.awaitInactive(AWAIT);
         assertThat(ours.rec.exceptions()).isEmpty();
     }
 
