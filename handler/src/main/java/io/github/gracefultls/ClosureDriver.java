@@ -16,7 +16,8 @@ import java.nio.channels.ClosedChannelException;
 
 /**
  * The pipeline side of {@link GracefulTlsCloseHandler}: drives the channel's one {@link Closure} from what the
- * pipeline reports. It binds to the {@link SslHandler} before it, intercepts {@code close()} and
+ * pipeline reports. It binds to the {@link SslHandler} before it (once it is in place, behind a handler that puts it
+ * there later: {@link #checkSslHandler()}), intercepts {@code close()} and
  * {@code disconnect()}, and turns the SslHandler's events, the transport's end, failures and the handler's removal
  * into the closure's inputs; it begins the closure, and decides who began it. Everything here runs on the event
  * loop. The public operations, and the hops onto the event loop, are {@link GracefulTlsCloseHandler}'s.
@@ -29,8 +30,12 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
     private static final byte PEER_CLOSE_NOTIFY = 1;
     /** Set by {@link TlsCloseRelay}: the peer's close_notify ends its direction only (PeerClosePolicy.HALF_CLOSE). */
     private static final byte RELAYED = 2;
+    /** Added behind a handler that puts the SslHandler in place later: not bound yet, a LateSslObserver waits. */
+    private static final byte AWAITING_SSL = 4;
+    /** That handler left without an SslHandler (OptionalSslHandler saw plaintext): this handler stays aside. */
+    private static final byte NOT_TLS = 8;
     /** The relay shut the TCP output down without close_notify, to pass on a truncation: no warning. */
-    private static final byte RELAY_TRUNCATED = 4;
+    private static final byte RELAY_TRUNCATED = 16;
 
     final Settings settings;
     ChannelHandlerContext ctx;
@@ -56,20 +61,34 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
             throw new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " is not @Sharable: add one instance per channel");
         }
-        ChannelHandlerContext sslCtx = SslPipeline.sslHandlerBefore(ctx);
-        if (sslCtx == null) {
+        ChannelHandlerContext tlsCtx = SslPipeline.tlsBefore(ctx);
+        if (tlsCtx == null) {
             throw new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " needs an SslHandler before it in the pipeline, e.g. pipeline.addLast(\"ssl\", "
-                    + "sslContext.newHandler(ch.alloc())).addLast(\"tls-close\", new GracefulTlsCloseHandler())");
+                    + "sslContext.newHandler(ch.alloc())).addLast(\"tls-close\", new GracefulTlsCloseHandler()), "
+                    + "or a handler that puts one in place later: SniHandler (or another AbstractSniHandler) or "
+                    + "OptionalSslHandler");
         }
         this.ctx = ctx;
-        this.sslHandler = (SslHandler) sslCtx.handler();
-        InputEndMeter.attach(ctx, sslCtx);
+        if (tlsCtx.handler() instanceof SslHandler) {
+            this.sslHandler = (SslHandler) tlsCtx.handler();
+            InputEndMeter.attach(ctx, tlsCtx);
+        } else {
+            flags |= AWAITING_SSL;
+            LateSslObserver.attach(this, tlsCtx);
+        }
     }
 
     @Override
     public void handlerRemoved(ChannelHandlerContext ctx) {
+        if (ctx != this.ctx) {
+            return; // refused by handlerAdded: not added, or added to a second pipeline
+        }
         if (sslHandler == null) {
+            if ((flags & AWAITING_SSL) != 0 && ctx.channel().isRegistered()) {
+                SslPipeline.removeQuietly(ctx, LateSslObserver.find(ctx.pipeline(), this));
+            }
+            Outcome.fail(this, (flags & NOT_TLS) != 0 ? notTls() : removedBeforeClosure());
             return;
         }
         Closure c = closure();
@@ -83,9 +102,13 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
             c.failed(new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
                     + " removed from the pipeline mid-close"));
         } else if (c == null || c.event() == null) {
-            Outcome.fail(this, new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
-                    + " removed from the pipeline before the TLS closure"));
+            Outcome.fail(this, removedBeforeClosure());
         }
+    }
+
+    private static IllegalStateException removedBeforeClosure() {
+        return new IllegalStateException(GracefulTlsCloseHandler.class.getSimpleName()
+                + " removed from the pipeline before the TLS closure");
     }
 
     // ------------------------------------------------------------------------------------------------------------
@@ -103,6 +126,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
     }
 
     private void closeOrDisconnect(ChannelPromise promise, boolean disconnect) {
+        checkSslHandler();
         Closure c = closure();
         if (c != null && c.phase() == Closure.CLOSED) {
             // Already closing: join it below the SslHandler, completes when the transport is closed.
@@ -167,6 +191,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
 
     @Override
     public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
+        checkSslHandler();
         if (evt instanceof SslCloseCompletionEvent) {
             SslCloseCompletionEvent e = (SslCloseCompletionEvent) evt;
             if (handshakeSucceeded()) {
@@ -201,6 +226,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
 
     @Override
     public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        checkSslHandler();
         Throwable io = handshakeSucceeded() ? SslPipeline.sessionEndingCause(cause) : null;
         if (io == null) {
             ctx.fireExceptionCaught(cause);
@@ -218,8 +244,11 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
 
     @Override
     public void channelInactive(ChannelHandlerContext ctx) {
+        checkSslHandler();
         if (handshakeSucceeded()) {
             onTransportEnded(null, "the channel became inactive", false);
+        } else if ((flags & NOT_TLS) != 0) {
+            Outcome.fail(this, notTls());
         } else {
             Outcome.fail(this, new IllegalStateException("the channel closed before the TLS handshake succeeded"));
         }
@@ -329,6 +358,55 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
         if ((flags & PEER_CLOSE_NOTIFY) == 0 && checkPeerCloseNotify()) {
             onPeerCloseNotify(false);
         }
+    }
+
+    // ------------------------------------------------------------------------------------------------------------
+    // Binding to an SslHandler put in place later
+    // ------------------------------------------------------------------------------------------------------------
+
+    /**
+     * While this handler awaits its SslHandler: binds to it if the handler that was to put it in place has done so,
+     * or learns that the connection is not TLS if that handler left without one. Called at each event this handler
+     * sees and around each read by the {@link LateSslObserver}: {@code SniHandler} and {@code OptionalSslHandler}
+     * replace themselves while decoding the first bytes, before passing them on, so the SslHandler is bound before
+     * its handshake can complete.
+     */
+    final void checkSslHandler() {
+        if ((flags & AWAITING_SSL) == 0 || ctx.isRemoved()) {
+            return;
+        }
+        ChannelHandlerContext tlsCtx = SslPipeline.tlsBefore(ctx);
+        if (tlsCtx != null && !(tlsCtx.handler() instanceof SslHandler)) {
+            return; // still to come
+        }
+        flags &= ~AWAITING_SSL;
+        if (tlsCtx == null) {
+            flags |= NOT_TLS;
+            logger.debug("{} no SslHandler was put in place: not TLS, {} stays out of the way", ctx.channel(),
+                    GracefulTlsCloseHandler.class.getSimpleName());
+            Outcome.fail(this, notTls());
+            return;
+        }
+        sslHandler = (SslHandler) tlsCtx.handler();
+        if (LateSslObserver.find(ctx.pipeline(), this) == null) {
+            InputEndMeter.attach(ctx, tlsCtx); // the observer was taken out: the next best
+        }
+    }
+
+    /** Whether this handler still awaits its SslHandler. */
+    final boolean awaitsSslHandler() {
+        return (flags & AWAITING_SSL) != 0;
+    }
+
+    /** Whether the connection turned out not to be TLS: then there is no closure, and no event. */
+    final boolean isNotTls() {
+        return (flags & NOT_TLS) != 0;
+    }
+
+    static IllegalStateException notTls() {
+        return new IllegalStateException("the connection is not TLS: the handler before "
+                + GracefulTlsCloseHandler.class.getSimpleName() + " that was to put an SslHandler in place (such as "
+                + "OptionalSslHandler on plaintext) left the pipeline without one");
     }
 
     // ------------------------------------------------------------------------------------------------------------

@@ -66,10 +66,27 @@ import java.util.concurrent.TimeUnit;
  * }
  * </pre>
  *
+ * <h2>Pipelines</h2>
+ * The handler goes after its {@code SslHandler}, or after a handler that puts one in place once the first bytes
+ * arrived: {@link io.netty.handler.ssl.SniHandler SniHandler} (and any {@code AbstractSniHandler} or
+ * {@code SslClientHelloHandler}), {@link io.netty.handler.ssl.OptionalSslHandler OptionalSslHandler}. It then binds
+ * to the {@code SslHandler} when it appears, having followed the TLS record framing from the first byte, so that a
+ * truncation still says whether it cut a record:
+ * <pre>
+ * ch.pipeline().addLast("sni", new SniHandler(mapping));
+ * ch.pipeline().addLast("tls-close", new GracefulTlsCloseHandler());
+ * </pre>
+ * If {@code OptionalSslHandler} finds plaintext, the handler stays out of the way: no event, {@code close()} passes
+ * through, and {@link #closeFuture()} fails with an {@link IllegalStateException} saying the connection is not TLS.
+ * With neither an {@code SslHandler} nor such a handler before it, {@code handlerAdded} fails with an
+ * {@link IllegalStateException}. An {@code SslHandler} added mid-stream (StartTLS) works as any other, with this
+ * handler added after it.
+ *
  * <h2>Futures</h2>
  * The futures of {@link #bye(TlsCloseMode)}, {@link #shutdownOutput()} and {@link #closeFuture()} succeed with the
  * {@link TlsCloseEvent} whatever its status: a timeout or a truncation is an outcome, not an error. They fail only
- * when the call itself is invalid: before the handshake succeeded, or without a {@code SslHandler}. A second
+ * when the call itself is invalid: before the handshake succeeded, without a {@code SslHandler}, or on a connection
+ * that turned out not to be TLS. A second
  * {@code close()}, {@code bye()} or {@code shutdownOutput()} joins the closure under way.
  *
  * <h2>Exceptions</h2>
@@ -171,9 +188,10 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
     /**
      * Returns the future of this channel's TLS closure, whoever begins it. It succeeds with the one
      * {@link TlsCloseEvent} of the channel, once the event has been fired through the pipeline, and fails with an
-     * {@link IllegalStateException} if the channel ends without a successful handshake or this handler leaves the
-     * pipeline before any closure. Its listeners run on the channel's event loop, also when this method is called
-     * before the handler is added to a pipeline.
+     * {@link IllegalStateException} if the channel ends without a successful handshake, the connection turns out not
+     * to be TLS ({@code OptionalSslHandler} found plaintext), or this handler leaves the pipeline before any closure.
+     * Its listeners run on the channel's event loop, also when this method is called before the handler is added to
+     * a pipeline.
      *
      * @return the future of this channel's TLS closure
      */
@@ -183,7 +201,14 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
         if (!p.isDone() && ctx != null) {
             // Created on demand: complete it if the outcome is known, or fail it if no outcome can come. The state
             // is read on the event loop, where a closure cannot be seen half done.
-            Runnable sync = () -> p.sync(ctx, sslHandler, closure() == null ? null : closure().event());
+            Runnable sync = () -> {
+                checkSslHandler();
+                if (isNotTls()) {
+                    p.tryFailure(notTls());
+                } else {
+                    p.sync(ctx, sslHandler, closure() == null ? null : closure().event());
+                }
+            };
             onEventLoop(ctx.executor(), sync, sync);
         }
         return p;
@@ -215,9 +240,14 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
     }
 
     private void run(String call, TlsCloseMode mode, boolean shutdownOutput, Promise<TlsCloseEvent> promise) {
+        checkSslHandler();
         Closure c = closure();
         if (c != null && c.event() != null && c.isTerminal()) {
             promise.trySuccess(c.event());
+            return;
+        }
+        if (isNotTls()) {
+            promise.tryFailure(new IllegalStateException(call + " called on a connection that is not TLS", notTls()));
             return;
         }
         if (!handshakeSucceeded()) {

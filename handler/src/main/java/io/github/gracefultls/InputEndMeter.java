@@ -34,7 +34,8 @@ interface InputEndMeter {
      * record framing is followed, from the first handshake record on, by a {@link RecordFraming} set in front of the
      * SslHandler's cumulator, which adds nothing to the pipeline. Where the cumulator or the buffer cannot be read
      * (the module path on Netty 4.2), or the framing cannot be known (a handler added later) and the buffer can
-     * tell, a {@link TransportObserver} before the SslHandler does the work.
+     * tell, a {@link TransportObserver} before the SslHandler does the work. Behind a handler that puts the SslHandler
+     * in place later, a {@link LateSslObserver} follows the framing until then, and {@link #takeOver} decides.
      */
     static InputEndMeter attach(ChannelHandlerContext ctx, ChannelHandlerContext sslCtx) {
         SslHandler ssl = (SslHandler) sslCtx.handler();
@@ -58,6 +59,26 @@ interface InputEndMeter {
                 : new TransportObserver(ssl); // the JDK's buffer, read before the SslHandler hears of the FIN
         ctx.pipeline().addBefore(sslCtx.name(), null, (ChannelHandler) observer);
         return observer;
+    }
+
+    /**
+     * Takes over, at a read boundary, from a {@link LateSslObserver} whose framing, {@code followed}, ran from the
+     * first byte until the SslHandler was in place. Returns true if the observer can leave: from here on the
+     * SslHandler's buffer tells, or a {@link RecordFraming} in front of its cumulator, going on from
+     * {@code followed}, as in a plain pipeline. Returns false if the observer must stay: the cumulator cannot be read.
+     */
+    static boolean takeOver(ChannelHandlerContext ctx, SslHandler ssl, RecordFraming followed) {
+        boolean enginePartial = buffersPartialRecords(ssl.engine());
+        boolean halfClosure = Boolean.TRUE.equals(ctx.channel().config().getOption(ChannelOption.ALLOW_HALF_CLOSURE));
+        if (!enginePartial && !halfClosure && SslHandlerAccess.isAvailable()) {
+            return true;
+        }
+        ByteToMessageDecoder.Cumulator cumulator = SslHandlerAccess.cumulator(ssl);
+        if (cumulator == null || cumulator instanceof RecordFraming) {
+            return false;
+        }
+        ssl.setCumulator(new RecordFraming(cumulator, followed));
+        return true;
     }
 
     /** Whether the SslHandler hands this engine partial records, as it does for the engines Netty runs natively. */

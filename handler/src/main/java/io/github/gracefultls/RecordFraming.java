@@ -36,6 +36,15 @@ final class RecordFraming implements ByteToMessageDecoder.Cumulator, InputEndMet
         this.aligned = aligned;
     }
 
+    /** Goes on from where {@code followed} is: for a framing followed before the SslHandler was in place. */
+    RecordFraming(ByteToMessageDecoder.Cumulator delegate, RecordFraming followed) {
+        this.delegate = delegate;
+        aligned = followed.aligned;
+        headerBytes = followed.headerBytes;
+        recordLength = followed.recordLength;
+        remaining = followed.remaining;
+    }
+
     @Override
     public ByteBuf cumulate(ByteBufAllocator alloc, ByteBuf cumulation, ByteBuf in) {
         follow(in); // before the delegate, which takes over (and may release) the buffer

@@ -88,13 +88,14 @@ final class SslHandlerAccess {
         return ACTUAL_READABLE_BYTES != null;
     }
 
-    static int undecodedBytes(SslHandler sslHandler) {
+    /** The bytes {@code decoder} (an SslHandler, or a handler that puts one in place later) holds undecoded. */
+    static int undecodedBytes(ByteToMessageDecoder decoder) {
         Method m = ACTUAL_READABLE_BYTES;
         if (m == null) {
             return -1;
         }
         try {
-            return (Integer) m.invoke(sslHandler);
+            return (Integer) m.invoke(decoder);
         } catch (ReflectiveOperationException | RuntimeException e) {
             return -1;
         }

@@ -8,6 +8,8 @@ import io.netty.channel.ChannelPipeline;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.DecoderException;
+import io.netty.handler.ssl.OptionalSslHandler;
+import io.netty.handler.ssl.SslClientHelloHandler;
 import io.netty.handler.ssl.SslClosedEngineException;
 import io.netty.handler.ssl.SslHandler;
 
@@ -15,27 +17,41 @@ import java.io.IOException;
 import java.util.Map;
 
 /**
- * The handler's place in the pipeline, next to its {@link SslHandler}: finding the SslHandler, closing the transport
- * below it (where its own close logic and timers stay out of the way), and taking handlers out.
+ * The handler's place in the pipeline, next to its {@link SslHandler}: finding the SslHandler, or the handler that
+ * puts one in place later, closing the transport below it (where its own close logic and timers stay out of the
+ * way), and taking handlers out.
  */
 final class SslPipeline {
 
     private SslPipeline() {
     }
 
-    /** The context of the last SslHandler before {@code ctx}, or null. */
-    static ChannelHandlerContext sslHandlerBefore(ChannelHandlerContext ctx) {
+    /**
+     * The context of the last handler before {@code ctx} that is an SslHandler or {@linkplain #putsSslHandlerLater
+     * puts one in place later}, or null.
+     */
+    static ChannelHandlerContext tlsBefore(ChannelHandlerContext ctx) {
         ChannelPipeline pipeline = ctx.pipeline();
         ChannelHandlerContext found = null;
         for (Map.Entry<String, ChannelHandler> e : pipeline) {
-            if (e.getValue() == ctx.handler()) {
+            ChannelHandler h = e.getValue();
+            if (h == ctx.handler()) {
                 return found;
             }
-            if (e.getValue() instanceof SslHandler) {
-                found = pipeline.context(e.getValue());
+            if (h instanceof SslHandler || putsSslHandlerLater(h)) {
+                found = pipeline.context(h);
             }
         }
         return null;
+    }
+
+    /**
+     * Whether {@code handler} is one of Netty's handlers that put an SslHandler in their own place once the first
+     * bytes arrived, by {@code pipeline.replace}: {@code SniHandler} and every other {@link SslClientHelloHandler}
+     * ({@code AbstractSniHandler}), after the ClientHello; {@link OptionalSslHandler}, if those bytes are TLS.
+     */
+    static boolean putsSslHandlerLater(ChannelHandler handler) {
+        return handler instanceof SslClientHelloHandler || handler instanceof OptionalSslHandler;
     }
 
     /** True once the SslHandler left the pipeline, already while its handlerRemoved() runs. */
@@ -43,9 +59,12 @@ final class SslPipeline {
         return ctx.pipeline().context(ssl) == null;
     }
 
-    /** Closes (or disconnects) the transport below the SslHandler, or below {@code ctx} once it left. */
+    /**
+     * Closes (or disconnects) the transport below the SslHandler, or below {@code ctx} once it left or if there is
+     * none ({@code ssl} null).
+     */
     static void close(ChannelHandlerContext ctx, SslHandler ssl, ChannelPromise promise, boolean disconnect) {
-        ChannelHandlerContext sslCtx = ctx.pipeline().context(ssl);
+        ChannelHandlerContext sslCtx = ssl == null ? null : ctx.pipeline().context(ssl);
         ChannelHandlerContext below = sslCtx != null ? sslCtx : ctx;
         if (disconnect) {
             below.disconnect(promise);

@@ -79,9 +79,9 @@ class TransportObserver extends ChannelInboundHandlerAdapter implements InputEnd
     }
 
     /** Also follows the record framing, on the read path. */
-    static final class Following extends TransportObserver {
+    static class Following extends TransportObserver {
 
-        private final RecordFraming framing;
+        final RecordFraming framing;
 
         Following(SslHandler ssl, boolean aligned) {
             super(ssl);

@@ -3,29 +3,107 @@ package io.github.gracefultls;
 import io.github.gracefultls.testing.RecordingHandler;
 import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.TlsPair;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelPipelineException;
 import io.netty.channel.embedded.EmbeddedChannel;
+import io.netty.handler.ssl.AbstractSniHandler;
+import io.netty.handler.ssl.OptionalSslHandler;
+import io.netty.handler.ssl.SniHandler;
+import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslProvider;
+import io.netty.util.Mapping;
+import io.netty.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 import java.util.stream.Stream;
 
 import static io.github.gracefultls.PairTestSupport.onlyEvent;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Named.named;
 
 /**
- * SPEC "Pipeline": {@link GracefulTlsCloseHandler} sits right after an {@code SslHandler}, or fails at
+ * SPEC "Pipeline": {@link GracefulTlsCloseHandler} sits right after an {@code SslHandler}, or after a handler that puts
+ * one in place later ({@code SniHandler}, any {@code AbstractSniHandler}, {@code OptionalSslHandler}), or fails at
  * {@code handlerAdded} and leaves the pipeline; it is not {@code @Sharable}: one instance per channel.
  */
 class PipelinePlacementTest {
+
+    /** Netty's handlers that put an SslHandler in their place once the first bytes arrived. */
+    static Stream<Arguments> handlersThatPutAnSslHandlerInPlaceLater() {
+        SslContext context = Tls.serverContext(SslProvider.JDK, Tls.TLS_1_3);
+        Supplier<ChannelHandler> sni = () -> new SniHandler((Mapping<String, SslContext>) host -> context);
+        Supplier<ChannelHandler> optional = () -> new OptionalSslHandler(context);
+        Supplier<ChannelHandler> abstractSni = () -> new AbstractSniHandler<SslContext>() {
+            @Override
+            protected Future<SslContext> lookup(ChannelHandlerContext ctx, String hostname) {
+                return ctx.executor().newSucceededFuture(context);
+            }
+
+            @Override
+            protected void onLookupComplete(ChannelHandlerContext ctx, String hostname, Future<SslContext> f) {
+                ctx.pipeline().replace(this, "ssl", f.getNow().newHandler(ctx.alloc()));
+            }
+        };
+        return Stream.of(Arguments.of(named("SniHandler", sni)), Arguments.of(named("OptionalSslHandler", optional)),
+                Arguments.of(named("an application's AbstractSniHandler", abstractSni)));
+    }
+
+    @ParameterizedTest(name = "after {0}")
+    @MethodSource("handlersThatPutAnSslHandlerInPlaceLater")
+    void acceptedAfterAHandlerThatPutsAnSslHandlerInPlaceLater(Supplier<ChannelHandler> late) {
+        EmbeddedChannel ch = new EmbeddedChannel();
+        try {
+            GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
+            ch.pipeline().addLast("late-tls", late.get()).addLast("tls-close", handler);
+            ch.checkException();
+
+            assertThat(ch.pipeline().context(handler)).isNotNull();
+            // The record framing is followed from the first byte, before the handler that puts the SslHandler.
+            assertThat(ch.pipeline().first()).isInstanceOf(LateSslObserver.class);
+            assertThat(ch.pipeline().names()).hasSize(4).element(1).isEqualTo("late-tls");
+            assertThat(handler.closeFuture().isDone()).isFalse();
+        } finally {
+            ch.finishAndReleaseAll();
+        }
+    }
+
+    @Test
+    void plaintextThroughOptionalSslHandlerLeavesTheHandlerOutOfTheWay() {
+        EmbeddedChannel ch = new EmbeddedChannel();
+        try {
+            GracefulTlsCloseHandler handler = new GracefulTlsCloseHandler();
+            RecordingHandler rec = new RecordingHandler();
+            ch.pipeline().addLast("optional-tls", new OptionalSslHandler(Tls.serverContext(SslProvider.JDK,
+                    Tls.TLS_1_3))).addLast("tls-close", handler).addLast("rec", rec);
+            Future<TlsCloseEvent> outcome = handler.closeFuture();
+
+            ch.writeInbound(Unpooled.copiedBuffer("GET / HTTP/1.1\r\n\r\n", StandardCharsets.US_ASCII));
+
+            assertThat(rec.receivedString()).isEqualTo("GET / HTTP/1.1\r\n\r\n");
+            assertThat(ch.pipeline().names()).containsExactly("tls-close", "rec",
+                    "DefaultChannelPipeline$TailContext#0");
+            assertThat(outcome.isDone()).isTrue();
+            assertThat(outcome.cause()).isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("not TLS");
+            ChannelFuture closed = ch.close();
+            assertThat(closed.isSuccess()).as("close() passes straight through").isTrue();
+            assertThat(rec.eventsOfType(TlsCloseEvent.class)).isEmpty();
+            assertThat(rec.exceptions()).isEmpty();
+        } finally {
+            ch.finishAndReleaseAll();
+        }
+    }
 
     /** Pipelines where no SslHandler comes before ours: none at all, or one after it. */
     static Stream<Arguments> pipelinesWithoutAnSslHandlerBeforeOurs() {
@@ -53,7 +131,10 @@ class PipelinePlacementTest {
                     .isInstanceOf(ChannelPipelineException.class)
                     .cause()
                     .isInstanceOf(IllegalStateException.class)
-                    .hasMessageContaining("SslHandler");
+                    .hasMessageContaining("needs an SslHandler before it")
+                    .hasMessageContaining("SniHandler")
+                    .hasMessageContaining("AbstractSniHandler")
+                    .hasMessageContaining("OptionalSslHandler");
             assertThat(ch.pipeline().get(GracefulTlsCloseHandler.class)).isNull();
             assertThat(ch.pipeline().context(handler)).isNull();
             // Nothing of ours was left behind either.

@@ -13,6 +13,8 @@ import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A test PKI, generated once per JVM (lazily and thread-safely, on first use): a self-signed CA and a
@@ -69,6 +71,31 @@ public final class TestCertificates {
                 throw new ExceptionInInitializerError(e);
             }
         }
+    }
+
+    private static final Map<String, X509Bundle> BY_HOSTNAME = new ConcurrentHashMap<>();
+
+    /**
+     * A server bundle for another host name (subject CN and SAN DNS {@code hostname}), issued by the same CA, made
+     * once per name per JVM: for servers that pick a certificate by SNI.
+     */
+    public static X509Bundle serverFor(String hostname) {
+        return BY_HOSTNAME.computeIfAbsent(hostname, h -> {
+            try {
+                Instant now = Instant.now();
+                return new CertificateBuilder()
+                        .ecp256()
+                        .notBefore(now.minus(1, ChronoUnit.DAYS))
+                        .notAfter(now.plus(7, ChronoUnit.DAYS))
+                        .subject("CN=" + h + ", O=graceful-tls-close tests")
+                        .addSanDnsName(h)
+                        .setKeyUsage(true, CertificateBuilder.KeyUsage.digitalSignature)
+                        .addExtendedKeyUsageServerAuth()
+                        .buildIssuedBy(Holder.CA);
+            } catch (Exception e) {
+                throw new IllegalStateException("cannot issue a certificate for " + h, e);
+            }
+        });
     }
 
     /** The self-signed CA (certificate and key pair). */
