@@ -43,6 +43,8 @@ final class InProcessProxy implements AutoCloseable {
 
     private final EventLoopGroup group = new MultiThreadIoEventLoopGroup(
             EPOLL ? EpollIoHandler.newFactory() : NioIoHandler.newFactory());
+    /** The backends' own loops, or null: on the frontend's loop. */
+    private final EventLoopGroup backendGroup;
     private final ChannelGroup channels = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     private final Channel server;
 
@@ -52,12 +54,27 @@ final class InProcessProxy implements AutoCloseable {
      */
     InProcessProxy(SslContext serverContext, SslContext upstreamContext, int upstreamPort,
                    Consumer<TlsCloseRelay.Outcome> onOutcome) throws InterruptedException {
+        this(serverContext, upstreamContext, upstreamPort, onOutcome, false);
+    }
+
+    /**
+     * As above; with {@code separateBackendLoops}, each backend connection runs on a loop of a group of its own, never
+     * its frontend's: every relay hops between two loops.
+     */
+    InProcessProxy(SslContext serverContext, SslContext upstreamContext, int upstreamPort,
+                   Consumer<TlsCloseRelay.Outcome> onOutcome, boolean separateBackendLoops)
+            throws InterruptedException {
+        backendGroup = separateBackendLoops ? new MultiThreadIoEventLoopGroup(
+                EPOLL ? EpollIoHandler.newFactory() : NioIoHandler.newFactory()) : null;
         InetSocketAddress upstream = new InetSocketAddress(InetAddress.getLoopbackAddress(), upstreamPort);
         TlsTerminatingProxyBackendInitializer backendInit =
                 new TlsTerminatingProxyBackendInitializer(upstreamContext, upstream, GracefulTlsCloseHandler::new);
         Bootstrap backend = new Bootstrap()
                 .channel(EPOLL ? EpollSocketChannel.class : NioSocketChannel.class)
                 .handler(tracked(backendInit));
+        if (backendGroup != null) {
+            backend.group(backendGroup);
+        }
         TlsTerminatingProxyInitializer frontendInit = new TlsTerminatingProxyInitializer(serverContext,
                 GracefulTlsCloseHandler::new, backend, upstream, (client, outcome) -> onOutcome.accept(outcome));
         try {
@@ -70,6 +87,9 @@ final class InProcessProxy implements AutoCloseable {
                     .bind(InetAddress.getLoopbackAddress(), 0).sync().channel();
         } catch (InterruptedException | RuntimeException | Error e) {
             group.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+            if (backendGroup != null) {
+                backendGroup.shutdownGracefully(0, 0, TimeUnit.SECONDS);
+            }
             throw e;
         }
     }
@@ -78,11 +98,18 @@ final class InProcessProxy implements AutoCloseable {
     static InProcessProxy start(Consumer<TlsCloseRelay.Outcome> onOutcome, TestCertificates.PemFiles pem,
                                 SslProvider provider, String protocol, int upstreamPort,
                                 boolean upstreamTls) throws Exception {
+        return start(onOutcome, pem, provider, protocol, upstreamPort, upstreamTls, false);
+    }
+
+    /** As above; {@code separateBackendLoops}: see {@link #InProcessProxy(SslContext, SslContext, int, Consumer, boolean)}. */
+    static InProcessProxy start(Consumer<TlsCloseRelay.Outcome> onOutcome, TestCertificates.PemFiles pem,
+                                SslProvider provider, String protocol, int upstreamPort,
+                                boolean upstreamTls, boolean separateBackendLoops) throws Exception {
         SslContext serverContext = ProxySslContexts.server(pem.certificate(), pem.privateKey(), provider,
                 protocol == null ? List.of("TLSv1.2", "TLSv1.3") : List.of(protocol));
         SslContext upstreamContext = upstreamTls ? ProxySslContexts.upstream(provider, pem.caCertificate(), false)
                 : null;
-        return new InProcessProxy(serverContext, upstreamContext, upstreamPort, onOutcome);
+        return new InProcessProxy(serverContext, upstreamContext, upstreamPort, onOutcome, separateBackendLoops);
     }
 
     private ChannelInitializer<Channel> tracked(ChannelInitializer<Channel> init) {
@@ -110,5 +137,8 @@ final class InProcessProxy implements AutoCloseable {
     public void close() {
         server.close().syncUninterruptibly();
         group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+        if (backendGroup != null) {
+            backendGroup.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly();
+        }
     }
 }

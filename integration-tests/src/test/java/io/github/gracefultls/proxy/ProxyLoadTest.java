@@ -29,7 +29,8 @@ import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.GlobalEventExecutor;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.net.InetAddress;
@@ -39,8 +40,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -54,8 +57,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * 1,000 concurrent connections through {@link TlsTerminatingProxy} (in-process, OpenSSL, TLSv1.3), Netty clients and
- * a Netty upstream, with four endings mixed: every ending is seen on the far side as what it was, and nothing is left
- * open.
+ * a Netty upstream, with four endings mixed in a seeded random order (each side ending first): every ending is seen
+ * on the far side as what it was, every byte arrives, and nothing is left open. Once with each relay's two channels
+ * on one event loop, once on two (the relay hops between them).
  */
 class ProxyLoadTest {
 
@@ -65,6 +69,8 @@ class ProxyLoadTest {
     /** The clients' read timeout: the proxy answers their close_notify, and beats it however loaded the machine. */
     private static final Duration READ_TIMEOUT = Duration.ofSeconds(30);
     private static final int RESPONSE = 16 * 1024;
+    /** The endings' order; any seed gives 250 of each. */
+    private static final long SEED = 20261205L;
 
     /** How a connection ends; chosen by its index. */
     enum Ending {
@@ -83,8 +89,15 @@ class ProxyLoadTest {
     /** Held, so that the level set below sticks. */
     private final Logger proxyLog = Logger.getLogger(TlsTerminatingProxy.class.getName());
 
-    @Test
-    void thousandConcurrentConnectionsEndAsTheirFarSideDid() throws Exception {
+    @ParameterizedTest(name = "backend on {0}")
+    @ValueSource(strings = {"the frontend's loop", "a loop of its own"})
+    void thousandConcurrentConnectionsEndAsTheirFarSideDid(String backendLoop) throws Exception {
+        boolean separateLoops = backendLoop.startsWith("a loop");
+        List<Ending> endings = new ArrayList<>(CONNECTIONS);
+        for (int i = 0; i < CONNECTIONS; i++) {
+            endings.add(Ending.values()[i % Ending.values().length]);
+        }
+        Collections.shuffle(endings, new Random(SEED));
         Path pki = Files.createTempDirectory("proxy-load-");
         TestCertificates.PemFiles pem = TestCertificates.writePemFiles(pki);
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory());
@@ -110,14 +123,14 @@ class ProxyLoadTest {
                     })
                     .bind(InetAddress.getLoopbackAddress(), 0).sync().channel();
             proxy = InProcessProxy.start(outcomes::add, pem, SslProvider.OPENSSL, Tls.TLS_1_3,
-                    ((InetSocketAddress) upstream.localAddress()).getPort(), false);
+                    ((InetSocketAddress) upstream.localAddress()).getPort(), false, separateLoops);
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(DEADLINE_SECONDS);
 
             List<Client> clients = new ArrayList<>(CONNECTIONS);
             for (int i = 0; i < CONNECTIONS; i++) {
                 requestsSeen.put(i, new CompletableFuture<>());
                 upstreamViews.put(i, new CompletableFuture<>());
-                clients.add(connect(group, clientChannels, proxy.port(), i));
+                clients.add(connect(group, clientChannels, proxy.port(), i, endings.get(i)));
             }
 
             Map<String, Integer> tally = new TreeMap<>();
@@ -129,16 +142,21 @@ class ProxyLoadTest {
                                 .isEqualTo(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
                         assertThat(event.initiator()).isEqualTo(TlsCloseInitiator.PEER);
                         assertThat(c.app.received).as("#%d bytes", c.id).isEqualTo(RESPONSE);
+                        assertThat(c.app.wrong).as("#%d bytes not as sent", c.id).isZero();
                         break;
                     case CLIENT_ENDS:
                         assertThat(event.status()).as("#%d %s: %s", c.id, c.ending, event)
                                 .isEqualTo(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
                         assertThat(event.initiator()).isEqualTo(TlsCloseInitiator.LOCAL);
                         assertThat(c.app.received).as("#%d bytes", c.id).isEqualTo(RESPONSE);
+                        assertThat(c.app.wrong).as("#%d bytes not as sent", c.id).isZero();
                         break;
                     case UPSTREAM_RESETS:
                         assertThat(event.status()).as("#%d %s: the client's view of the upstream's reset: %s",
                                 c.id, c.ending, event).isEqualTo(TlsCloseStatus.TRUNCATED);
+                        // What the upstream's kernel had sent before its reset: a prefix, never other bytes.
+                        assertThat(c.app.received).as("#%d bytes", c.id).isLessThanOrEqualTo(RESPONSE / 2);
+                        assertThat(c.app.wrong).as("#%d bytes not as sent", c.id).isZero();
                         break;
                     default:
                         break; // its own truncation
@@ -156,7 +174,8 @@ class ProxyLoadTest {
                 assertThat(o).as("relay outcome %d of %d", i + 1, CONNECTIONS).isNotNull();
                 relays.merge(o.frontendEnd() + "/" + o.backendEnd(), 1, Integer::sum);
             }
-            System.out.println("clients: " + tally + "\nrelays (frontend/backend): " + relays);
+            System.out.println("backend on " + backendLoop + ": clients: " + tally + "\nrelays (frontend/backend): "
+                    + relays);
             assertThat(relays).containsExactlyInAnyOrderEntriesOf(Map.of(
                     "CLEAN/CLEAN", CONNECTIONS / 2,
                     "TRUNCATED/ABORTED", CONNECTIONS / 4,
@@ -187,6 +206,19 @@ class ProxyLoadTest {
         }
     }
 
+    /** The response to connection {@code id}: each byte depends on the connection and its position. */
+    static byte responseByte(int id, int position) {
+        return (byte) ((position * 31 + id * 7) % 251);
+    }
+
+    static byte[] response(int id, int length) {
+        byte[] b = new byte[length];
+        for (int i = 0; i < length; i++) {
+            b[i] = responseByte(id, i);
+        }
+        return b;
+    }
+
     private static long remaining(long deadline) {
         long left = deadline - System.nanoTime();
         if (left <= 0) {
@@ -198,8 +230,7 @@ class ProxyLoadTest {
     private record Client(int id, Ending ending, Channel channel, GracefulTlsCloseHandler handler, ClientApp app) {
     }
 
-    private Client connect(EventLoopGroup group, ChannelGroup channels, int port, int id) {
-        Ending ending = Ending.values()[id % Ending.values().length];
+    private Client connect(EventLoopGroup group, ChannelGroup channels, int port, int id, Ending ending) {
         GracefulTlsCloseHandler handler = GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(READ_TIMEOUT)
                 .build();
         ClientApp app = new ClientApp(id, ending);
@@ -226,6 +257,8 @@ class ProxyLoadTest {
         final int id;
         final Ending ending;
         volatile int received;
+        /** Bytes that differ from {@link #responseByte}: the response is checked as it comes. */
+        volatile int wrong;
 
         ClientApp(int id, Ending ending) {
             this.id = id;
@@ -247,6 +280,14 @@ class ProxyLoadTest {
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             ByteBuf buf = (ByteBuf) msg;
+            int at = received;
+            int bad = 0;
+            for (int i = buf.readerIndex(); i < buf.writerIndex(); i++) {
+                if (buf.getByte(i) != responseByte(id, at++)) {
+                    bad++;
+                }
+            }
+            wrong += bad;
             received += buf.readableBytes();
             buf.release();
             if (ending == Ending.CLIENT_ENDS && received == RESPONSE) {
@@ -286,17 +327,17 @@ class ProxyLoadTest {
             Channel ch = ctx.channel();
             switch (ending) {
                 case UPSTREAM_ENDS:
-                    ch.writeAndFlush(Unpooled.wrappedBuffer(new byte[RESPONSE]))
+                    ch.writeAndFlush(Unpooled.wrappedBuffer(response(id, RESPONSE)))
                             .addListener(f -> ((DuplexChannel) ch).shutdownOutput());
                     break;
                 case UPSTREAM_RESETS:
-                    ch.writeAndFlush(Unpooled.wrappedBuffer(new byte[RESPONSE / 2])).addListener(f -> {
+                    ch.writeAndFlush(Unpooled.wrappedBuffer(response(id, RESPONSE / 2))).addListener(f -> {
                         ch.config().setOption(ChannelOption.SO_LINGER, 0);
                         ch.close();
                     });
                     break;
                 case CLIENT_ENDS:
-                    ch.writeAndFlush(Unpooled.wrappedBuffer(new byte[RESPONSE]));
+                    ch.writeAndFlush(Unpooled.wrappedBuffer(response(id, RESPONSE)));
                     break;
                 default:
                     break; // CLIENT_TRUNCATES: wait

@@ -35,7 +35,9 @@ public final class TlsTerminatingProxyFrontendHandler extends ChannelInboundHand
     @Override
     public void channelActive(ChannelHandlerContext ctx) {
         Channel frontend = ctx.channel();
-        backend.clone(frontend.eventLoop())
+        // On the frontend's loop, as Netty's HexDumpProxy does, unless the bootstrap brings a group of its own: the
+        // relay then hops between the two loops.
+        (backend.config().group() != null ? backend.clone() : backend.clone(frontend.eventLoop()))
                 .option(ChannelOption.AUTO_READ, false)           // the relay reads after each write
                 .option(ChannelOption.ALLOW_HALF_CLOSURE, true)   // a FIN ends one direction only
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, 10_000)
