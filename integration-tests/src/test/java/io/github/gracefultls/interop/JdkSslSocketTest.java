@@ -7,11 +7,13 @@ import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
 import io.github.gracefultls.interop.JdkSocketPeer.End;
+import io.github.gracefultls.testing.TlsRecords;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandler;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
+import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -103,6 +105,23 @@ class JdkSslSocketTest extends InteropTest {
         assertEvent(event, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER, null);
         ours.assertClosedWithOneEvent();
         assertBytes(ours.rec.receivedBytes(), REQUEST, "the request");
+        // What the SSLSocket sent after the request: on TLS 1.3 two alerts, user_canceled then close_notify (each an
+        // encrypted record of 2 + 1 + 16 + 16 bytes: the alert, its inner type, the JDK's padding, the tag); on
+        // TLS 1.2 one alert record.
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        ours.tap.reads().forEach(raw::writeBytes);
+        List<TlsRecords.Record> records = TlsRecords.parse(raw.toByteArray());
+        // The request's record: at least its plaintext and a 24-byte GCM overhead; each alert record is shorter.
+        TlsRecords.Record request = records.stream().filter(r -> r.isApplicationData()
+                && r.length() >= REQUEST.length + 24).reduce((a, b) -> b).orElseThrow();
+        List<TlsRecords.Record> closing = records.subList(records.indexOf(request) + 1, records.size());
+        InteropReport.observe("SSLSocket.close() sent " + closing);
+        if (cell.isTls13()) {
+            assertThat(closing).as("user_canceled, close_notify").hasSize(2)
+                    .allSatisfy(r -> assertThat(r.length()).isEqualTo(2 + 1 + 16 + 16));
+        } else {
+            assertThat(closing).as("close_notify").hasSize(1).allSatisfy(r -> assertThat(r.isAlert()).isTrue());
+        }
     }
 
     @ParameterizedTest(name = "{0}")
