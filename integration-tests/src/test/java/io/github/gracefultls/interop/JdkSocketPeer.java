@@ -9,6 +9,7 @@ import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
+import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.time.Duration;
 import java.util.List;
@@ -80,12 +81,16 @@ final class JdkSocketPeer {
 
         /** Connects to 127.0.0.1:{@code port} and completes the handshake, verifying the test host name. */
         static Client connect(int port, String protocol) throws IOException {
+            return connect(port, protocol, sslContext());
+        }
+
+        static Client connect(int port, String protocol, SSLContext context) throws IOException {
             Socket plain = new Socket();
             try {
                 plain.connect(new InetSocketAddress(InetAddress.getLoopbackAddress(), port),
                         (int) Endpoint.AWAIT.toMillis());
                 plain.setSoTimeout((int) Endpoint.AWAIT.toMillis());
-                SSLSocket tls = (SSLSocket) sslContext().getSocketFactory()
+                SSLSocket tls = (SSLSocket) context.getSocketFactory()
                         .createSocket(plain, TestHost.NAME, port, true);
                 SSLParameters parameters = tls.getSSLParameters();
                 parameters.setProtocols(new String[] {protocol});
@@ -187,6 +192,40 @@ final class JdkSocketPeer {
         } catch (IOException e) {
             return new End(read.toByteArray(), e);
         }
+    }
+
+    /**
+     * A client in a JVM of its own, for a setting read once per JVM ({@code com.sun.net.ssl.requireCloseNotify}):
+     * connects to 127.0.0.1:{@code args[0]} with protocol {@code args[1]}, trusting the CA in the PEM file
+     * {@code args[3]}, writes {@code args[2]} and a newline, reads to the end, closes, and prints {@code "bytes=N"}
+     * and {@code "end=<verdict>"}.
+     */
+    public static void main(String[] args) throws Exception {
+        java.security.KeyStore trust = java.security.KeyStore.getInstance("PKCS12");
+        trust.load(null, null);
+        try (InputStream in = java.nio.file.Files.newInputStream(Path.of(args[3]))) {
+            trust.setCertificateEntry("ca", java.security.cert.CertificateFactory.getInstance("X.509")
+                    .generateCertificate(in));
+        }
+        javax.net.ssl.TrustManagerFactory tmf = javax.net.ssl.TrustManagerFactory
+                .getInstance(javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(trust);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(null, tmf.getTrustManagers(), null);
+        try (Client client = Client.connect(Integer.parseInt(args[0]), args[1], context)) {
+            client.tls.getOutputStream().write((args[2] + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            client.tls.getOutputStream().flush();
+            End end = readToEnd(client.tls);
+            System.out.println("bytes=" + end.bytes().length);
+            System.out.println("end=" + end.verdict());
+        }
+    }
+
+    /** The command that runs {@link #main} in a new JVM with {@code property} set, on this JVM's class path. */
+    static List<String> childJvm(String property, int port, String protocol, String line, Path caCertificate) {
+        return List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-D" + property,
+                "-cp", System.getProperty("java.class.path"), JdkSocketPeer.class.getName(),
+                String.valueOf(port), protocol, line, caCertificate.toString());
     }
 
     /** Reads exactly {@code n} bytes, or fails. */

@@ -7,10 +7,12 @@ import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
 import io.github.gracefultls.interop.JdkSocketPeer.End;
+import io.github.gracefultls.testing.PeerProcess;
 import io.github.gracefultls.testing.TlsRecords;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandler;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.ByteArrayOutputStream;
@@ -18,6 +20,7 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -25,7 +28,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * The JDK's blocking {@code javax.net.ssl.SSLSocket} ({@link JdkSocketPeer}), in-process over loopback, as client and
  * as server, against our handler on both providers and both protocols. The peer's own verdict on our close_notify is
  * how its blocking read ends: {@code -1}. Finding: by default the JDK returns {@code -1} after a bare FIN as well
- * ({@code com.sun.net.ssl.requireCloseNotify} is off), so it cannot tell our truncation; our side can. On TLS 1.3
+ * ({@code com.sun.net.ssl.requireCloseNotify} is off), so it cannot tell our truncation; our side can. With that
+ * property on (a JVM of its own) it throws {@code SSLProtocolException}. On TLS 1.3
  * {@code SSLSocket.close()} sends a {@code user_canceled} warning before its close_notify (unless its input was already
  * closed): both engines of ours take that closure as clean.
  */
@@ -165,6 +169,43 @@ class JdkSslSocketTest extends InteropTest {
         assertThat(end.isEndOfStream()).as("the SSLSocket's verdict: %s", end.verdict()).isTrue();
         assertOwnTruncation(event);
         ours.assertClosedWithOneEvent();
+    }
+
+    /**
+     * The same truncation against an SSLSocket in a JVM of its own with {@code com.sun.net.ssl.requireCloseNotify}
+     * on: now the JDK tells it, while our clean close still ends its stream with -1.
+     */
+    @ParameterizedTest(name = "{0}, {1}")
+    @MethodSource("closesAndCells")
+    void withRequireCloseNotifyTheSocketTellsATruncation(Apps.Then then, Cell cell) throws Exception {
+        OurServer server = server(cell, then);
+        PeerProcess client = perTest(PeerProcess.start("jdk-sslsocket-strict", JdkSocketPeer.childJvm(
+                "com.sun.net.ssl.requireCloseNotify=true", server.port(), cell.protocol(), "hello",
+                pem.caCertificate()),
+                workDirectory));
+        Endpoint ours = server.awaitAccepted();
+        TlsCloseEvent event = ours.awaitEvent();
+        int exit = client.awaitExit(AWAIT);
+
+        InteropReport.observe(describe(event));
+        InteropReport.observe("SSLSocket (requireCloseNotify): " + client.stdout().trim().replace('\n', ' '));
+        assertThat(exit).as("the child JVM's exit; stderr: %s", client.stderr()).isZero();
+        assertThat(client.stdout()).contains("bytes=" + RESPONSE.length);
+        ours.assertClosedWithOneEvent();
+        if (then == Apps.Then.CLOSE) {
+            assertThat(client.stdout()).contains("end=end of stream (-1)");
+            assertEvent(event, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL,
+                    TlsCloseMode.SHUT_RDWR);
+        } else {
+            assertThat(client.stdout()).contains(
+                    "end=javax.net.ssl.SSLProtocolException: Remote host terminated the connection");
+            assertOwnTruncation(event);
+        }
+    }
+
+    static Stream<Arguments> closesAndCells() {
+        return Stream.of(Apps.Then.CLOSE, Apps.Then.TRUNCATE)
+                .flatMap(then -> Cell.nio().map(cell -> Arguments.of(then, cell)));
     }
 
     @ParameterizedTest(name = "{0}")
