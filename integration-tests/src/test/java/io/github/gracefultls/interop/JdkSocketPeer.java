@@ -5,7 +5,6 @@ import io.github.gracefultls.testing.TestCertificates;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
@@ -226,14 +225,5 @@ final class JdkSocketPeer {
         return List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-D" + property,
                 "-cp", System.getProperty("java.class.path"), JdkSocketPeer.class.getName(),
                 String.valueOf(port), protocol, line, caCertificate.toString());
-    }
-
-    /** Reads exactly {@code n} bytes, or fails. */
-    static byte[] readExactly(Socket socket, int n) {
-        try {
-            return socket.getInputStream().readNBytes(n);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 }
