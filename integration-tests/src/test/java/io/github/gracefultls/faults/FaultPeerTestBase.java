@@ -56,6 +56,8 @@ abstract class FaultPeerTestBase {
     static final Duration ANSWER_DEADLINE = Duration.ofSeconds(30);
 
     FaultRig rig;
+    /** The peer's TLS provider in {@link #setup}; null: the same as ours. */
+    SslProvider peerProvider;
 
     @AfterEach
     void tearDown() throws Exception {
@@ -146,7 +148,7 @@ abstract class FaultPeerTestBase {
     Setup setup(Transport transport, SslProvider provider, String protocol, GracefulTlsCloseHandler ours,
                 GracefulTlsCloseHandler theirs) throws Exception {
         rig = new FaultRig(transport, 2);
-        Peer peer = rig.startPeer(provider, protocol, theirs, null);
+        Peer peer = rig.startPeer(peerProvider != null ? peerProvider : provider, protocol, theirs, null);
         Client client = rig.connect(provider, protocol, peer.address(), ours, null);
         Channel peerChannel = peer.awaitHandshake();
         exchange(peerChannel, client);
