@@ -291,7 +291,9 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
     }
 
     private void onFailure(Throwable cause) {
-        Closure c = begun(null, null, Closure.CLOSE);
+        // With no closure of ours under way, a fatal alert the peer sent is the peer's beginning: both engines then
+        // report their outbound done, which would read as ours.
+        Closure c = begun(SslPipeline.isPeerAlert(cause) ? TlsCloseInitiator.PEER : null, null, Closure.CLOSE);
         if (SslPipeline.isRemoved(ctx, sslHandler) && c.isIdle() && ctx.channel().isActive()) {
             c.release(cause);
         } else {

@@ -226,7 +226,10 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
             case OUTPUT_ENDING:
                 state = State.BOTH_ENDING;
                 break;
-            default: // OUTPUT_ENDED (FIN sent), DRAINING (ended by the relay): both directions are done
+            case DRAINING:
+                closeIfFinSent(null);
+                break;
+            default: // OUTPUT_ENDED: FIN sent, both directions are done
                 close(null);
                 break;
         }
@@ -235,7 +238,7 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
     private void inputEndedBadly(TlsCloseRelay.End how, Throwable cause) {
         setEnd(how, cause);
         if (state == State.DRAINING) {
-            close(cause); // its peer ended after ours: done
+            closeIfFinSent(cause);
             return;
         }
         if (!state.relaysInput()) {
@@ -287,9 +290,16 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
     }
 
     /**
-     * The other side's input was truncated: this side's peer must see a truncation too, never a clean end, and
-     * only after every byte the other side delivered. Flushes, then signals: a reset on a plain side, else the
-     * relay's {@link TruncationSignal}.
+     * The other side's input was truncated: this side's peer must see a truncation too, never a clean end, and only
+     * after every byte the other side delivered. Flushes them; then, by the relay's
+     * {@link TlsCloseRelay.TruncationSignal} (a plain side always takes RESET):
+     * <ul>
+     *   <li>RESET: stays open for the relay's drain period, so that its peer can read what the kernel still holds
+     *       (a reset discards what it has not sent), then resets; every close from now on is a reset, the handler's
+     *       included;</li>
+     *   <li>FIN: a bare FIN, then closes once its peer ends too, or resets at the end of the drain period.</li>
+     * </ul>
+     * What its peer sends meanwhile is read and released.
      */
     void truncateOutput(IOException cause) {
         if (state == State.CLOSED || state == State.CLOSING || state == State.DRAINING) {
@@ -298,36 +308,44 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
         setEnd(TlsCloseRelay.End.ABORTED, cause);
         boolean reading = state.relaysInput();
         state = State.DRAINING;
-        if (tls == null || relay.signal == TlsCloseRelay.TruncationSignal.RESET) {
-            channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
-                if (state == State.DRAINING) {
-                    resetOrAbort(cause);
-                }
-            });
-            return;
+        boolean fin = tls != null && relay.signal == TlsCloseRelay.TruncationSignal.FIN;
+        if (!fin) {
+            resetOnClose();
         }
+        // An empty write completes after every write issued before it.
         channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
             if (state != State.DRAINING) {
                 return;
             }
-            tls.relayEndsOutputWithoutCloseNotify();
-            if (!reading) {
-                // Its peer had ended already: close, the kernel sends what it holds, then FIN.
-                close(cause);
-                return;
+            if (fin) {
+                tls.relayEndsOutputWithoutCloseNotify();
+                if (!reading) {
+                    // Its peer had ended already: close, the kernel sends what it holds, then FIN.
+                    close(cause);
+                    return;
+                }
+                SslPipeline.shutdownTcpOutput(channel);
             }
-            SslPipeline.shutdownTcpOutput(channel);
-            // Its peer reads to the end of stream and then ends too; a peer that does not is reset.
             ScheduledFuture<?> deadline = channel.eventLoop().schedule(() -> {
                 if (state == State.DRAINING) {
                     resetOrAbort(cause);
                 }
-            },
-                    tls.settings.readTimeoutNanos, TimeUnit.NANOSECONDS);
+            }, relay.drainNanos, TimeUnit.NANOSECONDS);
             channel.closeFuture().addListener(c -> deadline.cancel(false));
         });
         if (reading) {
             channel.read(); // to see its peer's end; what it sends now is released
+        }
+    }
+
+    /**
+     * Its peer ended while DRAINING. After a bare FIN both directions are done: close. Before a reset, its peer may
+     * still be reading (a half-close): the drain period runs on; a TLS side's handler may close it meanwhile, with a
+     * reset as set.
+     */
+    private void closeIfFinSent(Throwable cause) {
+        if (tls != null && relay.signal == TlsCloseRelay.TruncationSignal.FIN) {
+            close(cause);
         }
     }
 
@@ -355,6 +373,12 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
     }
 
     private void reset() {
+        resetOnClose();
+        close(null);
+    }
+
+    /** {@code SO_LINGER} 0: whoever closes the channel from now on sends a reset. */
+    private void resetOnClose() {
         if (channel.isActive()) {
             try {
                 channel.config().setOption(ChannelOption.SO_LINGER, 0);
@@ -362,7 +386,6 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
                 logger.debug("{} cannot set SO_LINGER 0", channel, e);
             }
         }
-        close(null);
     }
 
     /**

@@ -120,6 +120,17 @@ final class SslPipeline {
         }
     }
 
+    /**
+     * Whether {@code cause} reports a fatal alert the peer sent, rather than one our engine raised: the JDK says
+     * "Received fatal alert: ...", BoringSSL names the alert's own reason ("...:SSLV3_ALERT_..." or
+     * "...:TLSV1_ALERT_..."; the errors it detects itself have other names).
+     */
+    static boolean isPeerAlert(Throwable cause) {
+        String m = cause.getMessage();
+        return m != null && (m.contains("Received fatal alert") || m.contains("SSLV3_ALERT_")
+                || m.contains("TLSV1_ALERT_"));
+    }
+
     /** An IOException (SSLException included) that ends the TLS session, unwrapped from a DecoderException. */
     static Throwable sessionEndingCause(Throwable cause) {
         Throwable t = cause;

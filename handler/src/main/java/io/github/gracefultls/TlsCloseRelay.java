@@ -10,6 +10,7 @@ import io.netty.util.concurrent.GlobalEventExecutor;
 import io.netty.util.concurrent.Promise;
 
 import java.io.IOException;
+import java.time.Duration;
 import java.util.Objects;
 
 /**
@@ -27,10 +28,9 @@ import java.util.Objects;
  *   <li>lets the other direction flow until it ends too, then closes both channels;</li>
  *   <li>turns a truncation on one side ({@link TlsCloseStatus#TRUNCATED}, a reset, a close without FIN) into a
  *       truncation of the other, never a {@code close_notify}, and only after every byte the truncated side delivered
- *       has been written and flushed: on a TLS side a bare FIN by default ({@link TruncationSignal}), which loses
- *       nothing, then the side closes once its peer ends (at most its handler's {@code closeNotifyReadTimeout}
- *       later, then a reset); on a plain side a TCP reset ({@code SO_LINGER} 0), the only signal a plain peer
- *       cannot take for a clean end;</li>
+ *       has been written and flushed: by default a TCP reset ({@code SO_LINGER} 0) once the peer has had a drain
+ *       period to read what the kernel still holds, or, on request and on a TLS side only, a bare FIN
+ *       ({@link TruncationSignal});</li>
  *   <li>aborts a side whose bytes can no longer be delivered (the other side closed, or its output ended), so that
  *       its peer does not believe they were;</li>
  *   <li>aborts both sides when one times out or fails, or when {@link #abort()} is called.</li>
@@ -189,41 +189,50 @@ public final class TlsCloseRelay {
     }
 
     /**
-     * How the relay tells a TLS side's peer that the other side's stream was truncated. Either way no
-     * {@code close_notify} is sent, and every byte the truncated side delivered before its end is written and flushed
-     * first. A plain side's peer can only be told by a reset (a FIN would be a clean end), whatever the signal.
+     * How the relay tells a side's peer that the other side's stream was truncated. Either way no {@code close_notify}
+     * is sent, every byte the truncated side delivered is written and flushed first, and the side then stays open for
+     * the relay's drain period at most. A plain side's peer can only be told by a reset (a FIN would be a clean end):
+     * it always gets {@link #RESET}.
      */
     public enum TruncationSignal {
         /**
-         * A bare TCP FIN: the peer reads every byte, then an end of stream without {@code close_notify}, a truncation.
-         * The side then closes once its peer ends too, or after its handler's {@code closeNotifyReadTimeout} with a
-         * reset. Nothing is lost. The default.
+         * A TCP reset ({@code SO_LINGER} 0) at the end of the drain period, or when the side is closed before it: the
+         * peer reads what its kernel holds, then a connection reset, which every TLS stack reports as an error. What
+         * the side's kernel has not sent when the reset goes (a peer that does not read within the drain period) is
+         * lost. The default.
          */
-        FIN,
+        RESET,
         /**
-         * A TCP reset ({@code SO_LINGER} 0) once the bytes are flushed to the socket: what the kernel has not sent yet
-         * is lost, and the peer's kernel may drop what its application has not read.
+         * A bare TCP FIN at once: the peer reads every byte, then an end of stream without {@code close_notify}.
+         * Nothing is lost, but only peers that check for {@code close_notify} see a truncation; many report a clean
+         * end (see the project's docs/proxy.md). The side closes once its peer ends too, or resets at the end of the
+         * drain period.
          */
-        RESET
+        FIN
     }
+
+    /** The drain period of {@link #link(Channel, Channel)}. */
+    public static final Duration DEFAULT_DRAIN = Duration.ofSeconds(3);
 
     private final RelaySide frontend;
     private final RelaySide backend;
     final TruncationSignal signal;
+    final long drainNanos;
     private final Promise<Outcome> outcome = new DefaultPromise<>(GlobalEventExecutor.INSTANCE);
     private int sidesClosed;
 
-    private TlsCloseRelay(Channel frontend, Channel backend, TruncationSignal signal) {
+    private TlsCloseRelay(Channel frontend, Channel backend, TruncationSignal signal, long drainNanos) {
         this.frontend = new RelaySide(this, frontend, "frontend");
         this.backend = new RelaySide(this, backend, "backend");
         this.frontend.other = this.backend;
         this.backend.other = this.frontend;
         this.signal = signal;
+        this.drainNanos = drainNanos;
     }
 
     /**
-     * Links two active channels and starts relaying, with {@link TruncationSignal#FIN}. Adds a handler at the end of
-     * each pipeline and switches auto-read off on both.
+     * Links two active channels and starts relaying, with {@link TruncationSignal#RESET} and a drain period of
+     * {@link #DEFAULT_DRAIN}. Adds a handler at the end of each pipeline and switches auto-read off on both.
      *
      * @param frontend the frontend channel, typically the one the proxy accepted
      * @param backend the backend channel, typically the one the proxy opened
@@ -234,7 +243,7 @@ public final class TlsCloseRelay {
      * @throws IllegalStateException if a channel is not active
      */
     public static TlsCloseRelay link(Channel frontend, Channel backend) {
-        return link(frontend, backend, TruncationSignal.FIN);
+        return link(frontend, backend, TruncationSignal.RESET, DEFAULT_DRAIN);
     }
 
     /**
@@ -243,23 +252,26 @@ public final class TlsCloseRelay {
      *
      * @param frontend the frontend channel, typically the one the proxy accepted
      * @param backend the backend channel, typically the one the proxy opened
-     * @param signal how a TLS side's peer learns that the other side was truncated
+     * @param signal how a side's peer learns that the other side was truncated
+     * @param drain how long a side stays open after its last byte is flushed, for its peer to read it (and, with
+     *        {@link TruncationSignal#FIN}, to end); then it is reset. Positive.
      * @return the relay linking the two channels
-     * @throws IllegalArgumentException if a channel lacks {@link ChannelOption#ALLOW_HALF_CLOSURE}, is not a
-     *         {@link DuplexChannel}, or has an {@link SslHandler} without a {@link GracefulTlsCloseHandler}, or if both
-     *         arguments are the same channel
+     * @throws IllegalArgumentException if {@code drain} is not positive, if a channel lacks
+     *         {@link ChannelOption#ALLOW_HALF_CLOSURE}, is not a {@link DuplexChannel}, or has an {@link SslHandler}
+     *         without a {@link GracefulTlsCloseHandler}, or if both channels are the same
      * @throws IllegalStateException if a channel is not active
      */
-    public static TlsCloseRelay link(Channel frontend, Channel backend, TruncationSignal signal) {
+    public static TlsCloseRelay link(Channel frontend, Channel backend, TruncationSignal signal, Duration drain) {
         Objects.requireNonNull(frontend, "frontend");
         Objects.requireNonNull(backend, "backend");
         Objects.requireNonNull(signal, "signal");
+        long drainNanos = Settings.positive(drain, "drain");
         if (frontend == backend) {
             throw new IllegalArgumentException("frontend and backend are the same channel: " + frontend);
         }
         check(frontend, "frontend");
         check(backend, "backend");
-        TlsCloseRelay relay = new TlsCloseRelay(frontend, backend, signal);
+        TlsCloseRelay relay = new TlsCloseRelay(frontend, backend, signal, drainNanos);
         relay.frontend.start();
         relay.backend.start();
         return relay;

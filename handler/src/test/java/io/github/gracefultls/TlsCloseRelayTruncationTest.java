@@ -45,7 +45,6 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
         assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.TRUNCATED);
         assertThat(outcome.frontendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
         assertThat(outcome.frontendCause()).as("%s", outcome).hasMessageContaining("the backend ended TRUNCATED");
-        // The bare FIN (no close_notify) went after every byte; the frontend's event is how the client answered.
         assertSameBytes(client.rec.receivedBytes(), part, "what the client got before the truncation");
         assertBothClosed(proxy);
     }
@@ -95,13 +94,12 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
         assertEvent(outcome.frontendEvent(), TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER);
         assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.ABORTED);
         if (kind == Upstream.TLS) {
-            // TruncationSignal.FIN: a bare FIN after every byte, no close_notify.
             TlsCloseEvent upstreamEvent = upstream.awaitEvent();
             assertThat(upstreamEvent.status()).as("%s", upstreamEvent).isEqualTo(TlsCloseStatus.TRUNCATED);
-            assertThat(upstreamEvent.cause()).as("%s", upstreamEvent).isInstanceOf(TlsTruncationException.class)
-                    .hasMessageContaining("(FIN)");
+            assertThat(upstreamEvent.cause()).as("%s", upstreamEvent).isInstanceOf(TlsTruncationException.class);
+            assertThat(upstreamEvent.cause().getCause()).as("a reset, not a FIN: %s", upstreamEvent)
+                    .isInstanceOf(IOException.class);
         } else {
-            // A plain side can only be told by a reset: a FIN would be a clean end.
             assertResetSeen(upstream.rec, "the upstream");
         }
         assertSameBytes(upstream.rec.receivedBytes(), part, "what the upstream got before the abort");
@@ -135,13 +133,13 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
         assertBothClosed(proxy);
     }
 
-    /** With {@link TlsCloseRelay.TruncationSignal#RESET}, a TLS upstream sees the client's truncation as a reset. */
+    /** With {@link TlsCloseRelay.TruncationSignal#FIN}, a TLS upstream sees the client's truncation as a bare FIN. */
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cells")
-    void resetSignalResetsATlsUpstream(SslProvider provider, String protocol) throws Exception {
+    void finSignalEndsATlsUpstreamWithABareFin(SslProvider provider, String protocol) throws Exception {
         UpstreamServer upstream = startUpstream(Upstream.TLS, provider, protocol, GracefulTlsCloseHandler::new);
         Proxy proxy = startProxy(provider, protocol, upstream, GracefulTlsCloseHandler::new,
-                TlsCloseRelay.TruncationSignal.RESET);
+                TlsCloseRelay.TruncationSignal.FIN, AWAIT);
         Client client = connect(provider, protocol, proxy, new GracefulTlsCloseHandler());
         byte[] part = payload(64 * 1024, 15);
         client.channel.writeAndFlush(Unpooled.wrappedBuffer(part));
@@ -156,9 +154,9 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
         assertThat(outcome.backendCause()).as("%s", outcome).hasMessageContaining("the frontend ended TRUNCATED");
         TlsCloseEvent upstreamEvent = upstream.awaitEvent();
         assertThat(upstreamEvent.status()).as("%s", upstreamEvent).isEqualTo(TlsCloseStatus.TRUNCATED);
-        assertThat(upstreamEvent.cause().getCause()).as("a reset, not a FIN: %s", upstreamEvent)
-                .isInstanceOf(IOException.class);
-        assertSameBytes(upstream.rec.receivedBytes(), part, "what the upstream got before the reset");
+        assertThat(upstreamEvent.cause()).as("%s", upstreamEvent).isInstanceOf(TlsTruncationException.class)
+                .hasMessageContaining("(FIN)");
+        assertSameBytes(upstream.rec.receivedBytes(), part, "what the upstream got before the FIN");
         assertBothClosed(proxy);
     }
 
