@@ -15,6 +15,8 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
+import javax.net.ssl.SSLException;
+
 /**
  * The one TLS closure of a channel, from its first cause to its end. One object owns the phase, the timer, the
  * close promise and the outcome; while our {@code close_notify} is out it also sits right after the
@@ -471,12 +473,16 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
 
     @Override
     boolean isDiscarding() {
-        return discard && !isTerminal();
+        // Strict: once failed on data, what follows in the same read is released too, never delivered.
+        return discard && (!isTerminal() || handler.settings.failOnDataAfterCloseNotify);
     }
 
     @Override
     void discarded(long bytes) {
         discarded += bytes;
+        if (bytes > 0 && handler.settings.failOnDataAfterCloseNotify) {
+            failed(new SSLException(bytes + " bytes of application data while waiting for the peer's close_notify"));
+        }
     }
 
     @Override

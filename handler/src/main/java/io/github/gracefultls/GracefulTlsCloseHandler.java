@@ -286,6 +286,7 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
         private long readTimeoutNanos = Settings.DEFAULT.readTimeoutNanos;
         private long halfCloseTimeoutNanos = Settings.DEFAULT.halfCloseTimeoutNanos;
         private PeerClosePolicy peerClosePolicy = Settings.DEFAULT.peerClosePolicy;
+        private boolean failOnDataAfterCloseNotify = Settings.DEFAULT.failOnDataAfterCloseNotify;
         /** The settings of the last handler built, shared with the next ones while nothing changes. */
         private Settings built = Settings.DEFAULT;
 
@@ -343,14 +344,33 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
         }
 
         /**
+         * Sets what {@link TlsCloseMode#SHUT_RDWR} ({@code close()}, {@code bye(SHUT_RDWR)}) does with application data
+         * that arrives while it waits for the peer's {@code close_notify}. {@code false}, the default: it is released
+         * unread and counted in {@link TlsCloseEvent#discardedBytes()}. {@code true}: the first such data ends the
+         * closure {@link TlsCloseStatus#FAILED} with an {@link javax.net.ssl.SSLException}, and the transport closes,
+         * as BoringSSL's {@code SSL_shutdown} does ({@code APPLICATION_DATA_ON_SHUTDOWN}): for protocols where a
+         * peer that still sends after our {@code close_notify} is misbehaving. Under {@link TlsCloseMode#SHUT_WR} the
+         * data is delivered either way.
+         *
+         * @param fail whether application data during a SHUT_RDWR wait fails the closure
+         * @return this builder
+         */
+        public Builder failOnDataAfterCloseNotify(boolean fail) {
+            this.failOnDataAfterCloseNotify = fail;
+            return this;
+        }
+
+        /**
          * Returns a new handler with these settings.
          *
          * @return a new handler
          */
         public GracefulTlsCloseHandler build() {
-            if (!built.sameAs(flushTimeoutNanos, readTimeoutNanos, halfCloseTimeoutNanos, peerClosePolicy)) {
+            if (!built.sameAs(flushTimeoutNanos, readTimeoutNanos, halfCloseTimeoutNanos, peerClosePolicy,
+                    failOnDataAfterCloseNotify)) {
                 // Handlers built with the same settings share them: a server's builder makes one per connection.
-                built = new Settings(flushTimeoutNanos, readTimeoutNanos, halfCloseTimeoutNanos, peerClosePolicy);
+                built = new Settings(flushTimeoutNanos, readTimeoutNanos, halfCloseTimeoutNanos, peerClosePolicy,
+                        failOnDataAfterCloseNotify);
             }
             return new GracefulTlsCloseHandler(built);
         }

@@ -10,26 +10,30 @@ final class Settings {
     static final Settings DEFAULT = new Settings(
             TimeUnit.MILLISECONDS.toNanos(GracefulTlsCloseHandler.DEFAULT_CLOSE_NOTIFY_FLUSH_TIMEOUT_MILLIS),
             TimeUnit.MILLISECONDS.toNanos(GracefulTlsCloseHandler.DEFAULT_CLOSE_NOTIFY_READ_TIMEOUT_MILLIS),
-            0, PeerClosePolicy.CLOSE);
+            0, PeerClosePolicy.CLOSE, false);
 
     final long flushTimeoutNanos;
     final long readTimeoutNanos;
     /** Zero: no deadline. */
     final long halfCloseTimeoutNanos;
     final PeerClosePolicy peerClosePolicy;
+    /** Application data during a SHUT_RDWR wait ends the closure FAILED instead of being released and counted. */
+    final boolean failOnDataAfterCloseNotify;
 
     Settings(long flushTimeoutNanos, long readTimeoutNanos, long halfCloseTimeoutNanos,
-             PeerClosePolicy peerClosePolicy) {
+             PeerClosePolicy peerClosePolicy, boolean failOnDataAfterCloseNotify) {
         this.flushTimeoutNanos = flushTimeoutNanos;
         this.readTimeoutNanos = readTimeoutNanos;
         this.halfCloseTimeoutNanos = halfCloseTimeoutNanos;
         this.peerClosePolicy = peerClosePolicy;
+        this.failOnDataAfterCloseNotify = failOnDataAfterCloseNotify;
     }
 
     boolean sameAs(long flushTimeoutNanos, long readTimeoutNanos, long halfCloseTimeoutNanos,
-                   PeerClosePolicy peerClosePolicy) {
+                   PeerClosePolicy peerClosePolicy, boolean failOnDataAfterCloseNotify) {
         return this.flushTimeoutNanos == flushTimeoutNanos && this.readTimeoutNanos == readTimeoutNanos
-                && this.halfCloseTimeoutNanos == halfCloseTimeoutNanos && this.peerClosePolicy == peerClosePolicy;
+                && this.halfCloseTimeoutNanos == halfCloseTimeoutNanos && this.peerClosePolicy == peerClosePolicy
+                && this.failOnDataAfterCloseNotify == failOnDataAfterCloseNotify;
     }
 
     /** A timeout that must be positive, in nanoseconds, saturated; fails naming the argument. */

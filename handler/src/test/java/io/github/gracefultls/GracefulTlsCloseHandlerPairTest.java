@@ -18,6 +18,8 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import javax.net.ssl.SSLException;
+
 import static io.github.gracefultls.PairTestSupport.COMBOS;
 import static io.github.gracefultls.PairTestSupport.assertCleanPeerEvent;
 import static io.github.gracefultls.PairTestSupport.assertCompletedWith;
@@ -221,6 +223,52 @@ class GracefulTlsCloseHandlerPairTest {
             assertThat(f.clientApp().receivedBytes()).as("discarded, not delivered").isEmpty();
             assertThat(closed.isSuccess()).isTrue();
             assertThat(f.client().isOpen()).isFalse();
+        }
+    }
+
+    /**
+     * With {@code failOnDataAfterCloseNotify}, the same data ends the closure FAILED, as BoringSSL's SSL_shutdown
+     * does: counted, not delivered, and the transport closes.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void closeFailsOnDataInFlightWhenAsked(SslProvider provider, String protocol) {
+        GracefulTlsCloseHandler strict = GracefulTlsCloseHandler.builder().failOnDataAfterCloseNotify(true).build();
+        try (Fixture f = Fixture.of(provider, protocol, strict, new GracefulTlsCloseHandler()).handshake()) {
+            f.server().writeAndFlush(buf(f.server(), PAYLOAD)); // in flight
+            ChannelFuture closed = f.client().close();
+            f.pair.forward(Side.CLIENT);
+
+            f.pair.forward(Side.SERVER); // the payload and the peer's close_notify, in one buffer
+
+            TlsCloseEvent event = assertOneEventBeforeInactive(f.clientApp());
+            assertEvent(event, TlsCloseStatus.FAILED, LOCAL, SHUT_RDWR);
+            assertThat(event.cause()).isInstanceOf(SSLException.class)
+                    .hasMessageContaining("application data while waiting for the peer's close_notify");
+            // The first record fails the closure; the records after it are released uncounted.
+            assertThat(event.discardedBytes()).isPositive().isLessThanOrEqualTo(PAYLOAD.length);
+            assertThat(f.clientApp().receivedBytes()).as("discarded, not delivered").isEmpty();
+            assertThat(closed.isSuccess()).isTrue();
+            assertThat(f.client().isOpen()).isFalse();
+        }
+    }
+
+    /** Under SHUT_WR the peer's data is the application's: delivered, even with {@code failOnDataAfterCloseNotify}. */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource(COMBOS)
+    void byeShutWrDeliversDataInFlightEvenWhenStrict(SslProvider provider, String protocol) {
+        GracefulTlsCloseHandler strict = GracefulTlsCloseHandler.builder().failOnDataAfterCloseNotify(true).build();
+        try (Fixture f = Fixture.of(provider, protocol, strict, new GracefulTlsCloseHandler()).handshake()) {
+            f.server().writeAndFlush(buf(f.server(), PAYLOAD)); // in flight
+            Future<TlsCloseEvent> bye = f.clientHandler().bye(SHUT_WR);
+            f.pair.forward(Side.CLIENT);
+
+            f.pair.forward(Side.SERVER);
+
+            assertThat(bye.isSuccess()).as("%s", bye).isTrue();
+            assertEvent(bye.getNow(), CLOSE_NOTIFY_RECEIVED, LOCAL, SHUT_WR);
+            assertThat(bye.getNow().discardedBytes()).isZero();
+            assertThat(f.clientApp().receivedBytes()).isEqualTo(PAYLOAD);
         }
     }
 
