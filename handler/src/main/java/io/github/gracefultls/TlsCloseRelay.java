@@ -279,7 +279,8 @@ public final class TlsCloseRelay {
 
     private static void check(Channel ch, String name) {
         if (!(ch instanceof DuplexChannel)) {
-            throw new IllegalArgumentException(name + ": " + ch + " is not a DuplexChannel (TCP): it cannot half-close");
+            throw new IllegalArgumentException(name + ": " + ch
+                    + " is not a DuplexChannel (TCP): it cannot half-close");
         }
         if (!Boolean.TRUE.equals(ch.config().getOption(ChannelOption.ALLOW_HALF_CLOSURE))) {
             throw new IllegalArgumentException(name + ": ALLOW_HALF_CLOSURE is off on " + ch

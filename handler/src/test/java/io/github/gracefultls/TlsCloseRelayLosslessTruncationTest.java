@@ -74,7 +74,8 @@ class TlsCloseRelayLosslessTruncationTest extends TlsCloseRelayTestBase {
                     .isEqualTo(TlsCloseStatus.TRUNCATED);
             assertThat(run.clientEvent.cause().getCause()).as("%s: a reset, not a FIN: %s", run, run.clientEvent)
                     .isInstanceOf(java.io.IOException.class);
-            assertSameBytes(run.client.rec.receivedBytes(), run.response, run + ": what the client got before the reset");
+            assertSameBytes(run.client.rec.receivedBytes(), run.response,
+                    run + ": what the client got before the reset");
             assertRelayOutcome(run);
         }
     }

@@ -244,7 +244,7 @@ abstract class TlsCloseRelayTestBase extends SocketTestBase {
                 SHORT_DRAIN);
     }
 
-    /** With {@code drain}: see {@link TlsCloseRelay#link(Channel, Channel, TlsCloseRelay.TruncationSignal, Duration)}. */
+    /** With a signal and a drain period: see {@link TlsCloseRelay#link}. */
     Proxy startProxy(SslProvider provider, String protocol, UpstreamServer upstream,
                      Supplier<GracefulTlsCloseHandler> frontendHandler, TlsCloseRelay.TruncationSignal signal,
                      Duration drain) throws Exception {
