@@ -30,6 +30,12 @@ Scenarios:
                          data, then unwrap().
   truncate-boundary      either: sends a line of application data, then FIN without close_notify.
   truncate-inside-record either: sends the first --size bytes of a 100-byte record, then FIN.
+  starttls-answer-unwrap   either, StartTLS: the client sends "STARTTLS <id>" in plaintext, the server
+                         answers "OK", both start TLS (the client sends "HELLO <id>", the server
+                         "TLS-FROM-NETTY|PEER <id>"); the Netty side ends TLS, the peer answers with unwrap();
+                         then "PLAIN-FROM-NETTY <id>" and "PLAIN-FROM-PEER <id>" in plaintext, then FIN.
+  starttls-initiate-unwrap either, StartTLS as above, but the peer ends TLS with unwrap() right after its
+                         line over TLS.
 
 The plaintext of --size bytes is the first N bytes of the lines "%08d\\n" % i, i = 0, 1, ...
 """
@@ -249,10 +255,46 @@ def serve_bio(conn, context, scenario, size):
     out(conn_id, "done", 1)
 
 
+def starttls_end(tls, scenario, conn_id):
+    """The TLS closure of a StartTLS scenario, then the plaintext lines each way; returns the plain socket."""
+    if scenario == "starttls-initiate-unwrap":
+        plain = tls.unwrap()  # our close_notify, then the Netty side's
+    elif scenario == "starttls-answer-unwrap":
+        out(conn_id, "data-before-close-notify", read_until_close_notify(tls))
+        plain = tls.unwrap()
+    else:
+        raise ValueError(f"unknown StartTLS scenario {scenario}")
+    out(conn_id, "unwrapped", 1)
+    line, rest = read_line(lambda: plain.recv(65536))
+    out(conn_id, "plain-from-peer", line)
+    plain.sendall(f"PLAIN-FROM-PEER {conn_id}\n".encode())
+    plain.shutdown(socket.SHUT_WR)
+    out(conn_id, "after-plaintext", len(rest) + await_eof(plain))
+    return plain
+
+
+def serve_starttls(conn, context, scenario):
+    line, rest = read_line(lambda: conn.recv(65536))
+    if not line.startswith("STARTTLS ") or rest:
+        raise AssertionError(f"expected a lone STARTTLS line, got {line!r} + {rest!r}")
+    conn_id = line.split()[1]
+    out(conn_id, "scenario", scenario)
+    conn.sendall(b"OK\n")
+    tls = context.wrap_socket(conn, server_side=True)
+    out(conn_id, "protocol", tls.version())
+    hello, rest = read_line(lambda: tls.recv(65536))
+    out(conn_id, "tls-from-netty", hello)
+    tls.sendall(f"TLS-FROM-PEER {conn_id}\n".encode())
+    starttls_end(tls, scenario, conn_id)
+    out(conn_id, "done", 1)
+
+
 def serve_one(conn, context, scenario, size):
     conn.settimeout(TIMEOUT)
     try:
-        if scenario == "truncate-inside-record":
+        if scenario.startswith("starttls-"):
+            serve_starttls(conn, context, scenario)
+        elif scenario == "truncate-inside-record":
             serve_bio(conn, context, scenario, size)
         else:
             serve_tls_socket(conn, context, scenario, size)
@@ -344,6 +386,17 @@ def run_client(args):
         sock.shutdown(socket.SHUT_WR)
         out(conn_id, "cut-record", f"{args.size}/{len(records)}")
         out(conn_id, "peer-end", bio.end())
+    elif args.scenario.startswith("starttls-"):
+        sock.sendall(f"STARTTLS {conn_id}\n".encode())
+        line, rest = read_line(lambda: sock.recv(65536))
+        if line != "OK" or rest:
+            raise AssertionError(f"expected a lone OK line, got {line!r} + {rest!r}")
+        tls = context.wrap_socket(sock, server_hostname="localhost")
+        out(conn_id, "protocol", tls.version())
+        tls.sendall(f"HELLO {conn_id}\n".encode())
+        line, _ = read_line(lambda: tls.recv(65536))
+        out(conn_id, "tls-from-netty", line)
+        sock = starttls_end(tls, args.scenario, conn_id)
     else:
         raise ValueError(f"unknown client scenario {args.scenario}")
     sock.close()

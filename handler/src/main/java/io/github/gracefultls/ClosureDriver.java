@@ -142,6 +142,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
             }
             return;
         }
+        Http2GracePeriod.check(ctx);
         c = beginLocal(TlsCloseMode.SHUT_RDWR);
         if (c.isTerminal()) {
             // Settled at once: the peer's close_notify had arrived, and the transport was closed or handed back.

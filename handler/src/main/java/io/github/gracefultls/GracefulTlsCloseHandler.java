@@ -82,6 +82,11 @@ import java.util.concurrent.TimeUnit;
  * {@link IllegalStateException}. An {@code SslHandler} added mid-stream (StartTLS) works as any other, with this
  * handler added after it.
  *
+ * <p>With HTTP/2 the codec ({@code Http2ConnectionHandler}) goes after this handler: a close first sends its GOAWAY
+ * and drains the open streams for up to its {@code gracefulShutdownTimeoutMillis}, then reaches this handler. That
+ * grace period is 0 by default in {@code Http2FrameCodecBuilder}: the streams are then cut, and this handler logs a
+ * warning (once per JVM) when a close begins with such a codec after it. Set a grace period on the codec.
+ *
  * <h2>Futures</h2>
  * The futures of {@link #bye(TlsCloseMode)}, {@link #shutdownOutput()} and {@link #closeFuture()} succeed with the
  * {@link TlsCloseEvent} whatever its status: a timeout or a truncation is an outcome, not an error. They fail only

@@ -3,6 +3,7 @@ package io.github.gracefultls.reactor;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.testing.Tls;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelPipeline;
 import io.netty.handler.ssl.SslContext;
 import reactor.core.publisher.Mono;
@@ -20,6 +21,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.BiConsumer;
 import java.util.function.Consumer;
 import java.util.function.Supplier;
 
@@ -52,6 +54,19 @@ public final class ReactorNettyTlsClose {
      */
     public static ChannelPipelineConfigurer gracefulTlsClose(Supplier<GracefulTlsCloseHandler> handlers,
                                                              Consumer<? super TlsCloseEvent> onClose) {
+        return gracefulTlsClose(handlers, (channel, event) -> onClose.accept(event));
+    }
+
+    /**
+     * As {@link #gracefulTlsClose(Supplier, Consumer)}, with the channel whose closure it was: the outcome per
+     * connection, e.g. next to the host name a client asked for by SNI.
+     *
+     * <p>With SNI mappings ({@code SslProvider.Builder.addSniMapping}), Reactor Netty puts an {@code SniHandler}
+     * under the name {@link NettyPipeline#SslHandler}; it replaces itself with the {@code SslHandler} for the host
+     * name once the ClientHello has arrived. The handler, added after it, binds to that {@code SslHandler} then.
+     */
+    public static ChannelPipelineConfigurer gracefulTlsClose(
+            Supplier<GracefulTlsCloseHandler> handlers, BiConsumer<? super Channel, ? super TlsCloseEvent> onClose) {
         return (observer, channel, remoteAddress) -> {
             ChannelPipeline pipeline = channel.pipeline();
             if (pipeline.get(NettyPipeline.SslHandler) == null) {
@@ -61,7 +76,7 @@ public final class ReactorNettyTlsClose {
             pipeline.addAfter(NettyPipeline.SslHandler, HANDLER_NAME, handler);
             handler.closeFuture().addListener(f -> {
                 if (f.isSuccess()) {
-                    onClose.accept((TlsCloseEvent) f.getNow());
+                    onClose.accept(channel, (TlsCloseEvent) f.getNow());
                 }
                 // Failed: the handshake never succeeded, there was no TLS session to close.
             });
