@@ -1,0 +1,3 @@
+module gracefultls/gopeer
+
+go 1.19
