@@ -1,5 +1,6 @@
 package io.github.gracefultls.benchmarks;
 
+import io.github.gracefultls.testing.Peers;
 import io.netty.channel.EventLoopGroup;
 import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.Test;
@@ -19,6 +20,8 @@ import org.openjdk.jmh.runner.options.TimeValue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -140,6 +143,49 @@ class BenchmarksSmokeTest {
         assertThat(r.layouts()).hasSize(4).allSatisfy((k, v) -> assertThat(v).as(k).isPositive());
         assertThat(r.heapPerConnection()).isNotEmpty();
         assertThat(r.scheduledTasks()).isNotEmpty();
+    }
+
+    /**
+     * A truncating upstream through {@code TlsCloseRelay}, both signals, OpenSSL, 64 KiB, clients reading at once,
+     * a drain of 300 ms. curl and Python run when installed (a missing one fails the run when {@code CI=true}).
+     */
+    @Test
+    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    void relayTruncationRuns() throws Exception {
+        List<RelayTruncation.Client> clients = new ArrayList<>(List.of(RelayTruncation.Client.NETTY,
+                RelayTruncation.Client.SSLSOCKET, RelayTruncation.Client.DIRECT));
+        String curl = "curl";
+        String python = "python3";
+        if (Peers.isCi() || Peers.find(Peers.Program.CURL).isPresent()) {
+            curl = Peers.require(Peers.Program.CURL).toString();
+            clients.add(RelayTruncation.Client.CURL);
+        }
+        if (Peers.isCi() || Peers.find(Peers.Program.PYTHON3).isPresent()) {
+            python = Peers.requirePython().toString();
+            clients.add(RelayTruncation.Client.PYTHON);
+            clients.add(RelayTruncation.Client.PYTHON_STRICT);
+        }
+        long size = 64 << 10;
+        RelayTruncation.Config config = new RelayTruncation.Config(size, List.of(0),
+                List.of(RelayTruncation.Signal.FIN, RelayTruncation.Signal.RESET), List.of(SslProvider.OPENSSL),
+                TlsContexts.TLS_1_3, clients, Duration.ofMillis(300), curl, python);
+        List<RelayTruncation.Row> rows = RelayTruncation.run(config);
+        RelayTruncation.print(config, rows);
+        assertThat(rows).hasSize(1 + 2 * (clients.size() - 1));
+        for (RelayTruncation.Row r : rows) {
+            String label = r.signal() + " " + r.client().label;
+            assertThat(r.report()).as(label).isNotEmpty().doesNotContain("BYTES DIFFER").doesNotContain("did not end");
+            assertThat(r.body()).as(label).isBetween(0L, size);
+            if (r.client() == RelayTruncation.Client.DIRECT || r.signal().equals("FIN")) {
+                assertThat(r.complete()).as(label + ": every byte").isTrue();
+            }
+            if (r.client() == RelayTruncation.Client.NETTY) {
+                assertThat(r.report()).as(label).startsWith("TRUNCATED");
+            }
+            if (r.client() != RelayTruncation.Client.DIRECT) {
+                assertThat(r.relay()).as(label).contains("backend TRUNCATED");
+            }
+        }
     }
 
     private static Collection<RunResult> jmh(Class<?> benchmark, boolean gcProfiler, String param, String value)
