@@ -36,6 +36,8 @@ import java.util.Objects;
  *   <li>aborts both sides when one times out or fails, or when {@link #abort()} is called.</li>
  * </ul>
  * Both channels need {@link ChannelOption#ALLOW_HALF_CLOSURE} on; {@link #link(Channel, Channel)} fails otherwise.
+ * A handler before the relay's own (added last) must pass {@code exceptionCaught} on: on a plain side a reset is
+ * told only by the exception, and a handler that swallows it makes the reset look like a clean FIN.
  * On a TLS side the relay switches the {@link GracefulTlsCloseHandler} to {@link PeerClosePolicy#HALF_CLOSE}: the
  * peer's {@code close_notify} ends one direction only. Whether the other direction can still be written after it
  * depends on the TLS engine: the JDK provider under TLS 1.3 can, the others reply {@code close_notify} at once and
