@@ -5,7 +5,6 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
-import io.netty.channel.ChannelOption;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.ssl.SslHandshakeCompletionEvent;
@@ -310,7 +309,7 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
         state = State.DRAINING;
         boolean fin = tls != null && relay.signal == TlsCloseRelay.TruncationSignal.FIN;
         if (!fin) {
-            resetOnClose();
+            SslPipeline.resetOnClose(channel);
         }
         // An empty write completes after every write issued before it.
         channel.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener(f -> {
@@ -373,20 +372,10 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
     }
 
     private void reset() {
-        resetOnClose();
+        SslPipeline.resetOnClose(channel);
         close(null);
     }
 
-    /** {@code SO_LINGER} 0: whoever closes the channel from now on sends a reset. */
-    private void resetOnClose() {
-        if (channel.isActive()) {
-            try {
-                channel.config().setOption(ChannelOption.SO_LINGER, 0);
-            } catch (RuntimeException e) {
-                logger.debug("{} cannot set SO_LINGER 0", channel, e);
-            }
-        }
-    }
 
     /**
      * Closes without a reset (unless one was set) and, on a TLS side, below its handler: no {@code close_notify},

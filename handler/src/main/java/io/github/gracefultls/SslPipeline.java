@@ -75,7 +75,12 @@ final class SslPipeline {
 
     /** Closes the transport below the SslHandler with a TCP reset where it allows one: no alert, no close_notify. */
     static void resetAndClose(ChannelHandlerContext ctx, SslHandler ssl, ChannelPromise promise) {
-        Channel ch = ctx.channel();
+        resetOnClose(ctx.channel());
+        close(ctx, ssl, promise, false);
+    }
+
+    /** {@code SO_LINGER} 0 where the transport allows it: whoever closes the channel from now on sends a reset. */
+    static void resetOnClose(Channel ch) {
         if (ch.isActive()) {
             try {
                 ch.config().setOption(ChannelOption.SO_LINGER, 0);
@@ -83,7 +88,6 @@ final class SslPipeline {
                 GracefulTlsCloseHandler.logger.debug("{} cannot set SO_LINGER 0: closing without a reset", ch, e);
             }
         }
-        close(ctx, ssl, promise, false);
     }
 
     /** Shuts down the TCP output (FIN) of a channel that can, and logs a failure at debug. */
