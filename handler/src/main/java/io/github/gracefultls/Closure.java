@@ -404,8 +404,8 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
             return;
         }
         long elapsedNanos = peerBegan && mode == null ? 0 : Math.max(0, now() - startNanos);
-        TlsCloseEvent e = event = new TlsCloseEvent(status,
-                peerBegan ? TlsCloseInitiator.PEER : TlsCloseInitiator.LOCAL, mode, elapsedNanos, cause, discarded);
+        TlsCloseEvent e = event = new TlsCloseEvent(status, peerBegan ? TlsCloseInitiator.PEER
+                : TlsCloseInitiator.LOCAL, mode, elapsedNanos, cause, discarded, handler.messageState);
         if (phase != FLUSHING) {
             cancelTimer(); // the wait is over; a flush timer runs on until the flush settles
         }

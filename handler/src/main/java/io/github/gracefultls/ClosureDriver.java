@@ -41,6 +41,8 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
     ChannelHandlerContext ctx;
     SslHandler sslHandler;
     private byte flags;
+    /** Marked by the application or a companion, read when the outcome is decided. Event loop only. */
+    MessageState messageState = MessageState.UNMARKED;
     /**
      * Null; or the {@link Outcome}, when asked for before any closure; or the {@link Closure}, once one began (idle
      * channels have none). One field for both keeps an idle handler small: see {@link Outcome#of}.

@@ -191,6 +191,66 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
     }
 
     /**
+     * Marks that an inbound application message has begun: until {@link #messageCompleted()}, an end of the stream
+     * without the peer's {@code close_notify} cuts it, and the {@link TlsCloseEvent} says so
+     * ({@link TlsCloseEvent#isMessageCut()}). Call it from the protocol's decoder when the first byte of a message
+     * arrives, for any protocol whose messages have an end of their own; for HTTP the companion module marks
+     * messages by itself. Marking is a field write on the event loop (from another thread it hops there, in order);
+     * a mark after the outcome changes nothing.
+     */
+    public void messageStarted() {
+        mark(MessageState.IN_MESSAGE);
+    }
+
+    /**
+     * Marks that the inbound message in progress is complete (or that none is in progress): an end of the stream
+     * now comes {@link MessageState#BETWEEN_MESSAGES}, and loses nothing that had begun.
+     */
+    public void messageCompleted() {
+        mark(MessageState.BETWEEN_MESSAGES);
+    }
+
+    /**
+     * Calls {@link #messageStarted()} on the {@code GracefulTlsCloseHandler} in the channel's pipeline, if there is
+     * one. Keeping the handler and calling it directly saves a look-up per message.
+     *
+     * @param channel the channel whose pipeline holds the handler
+     * @return whether the pipeline holds a handler
+     */
+    public static boolean messageStarted(Channel channel) {
+        return mark(channel, MessageState.IN_MESSAGE);
+    }
+
+    /**
+     * Calls {@link #messageCompleted()} on the {@code GracefulTlsCloseHandler} in the channel's pipeline, if there
+     * is one.
+     *
+     * @param channel the channel whose pipeline holds the handler
+     * @return whether the pipeline holds a handler
+     */
+    public static boolean messageCompleted(Channel channel) {
+        return mark(channel, MessageState.BETWEEN_MESSAGES);
+    }
+
+    private static boolean mark(Channel channel, MessageState state) {
+        GracefulTlsCloseHandler handler = Objects.requireNonNull(channel, "channel").pipeline()
+                .get(GracefulTlsCloseHandler.class);
+        if (handler != null) {
+            handler.mark(state);
+        }
+        return handler != null;
+    }
+
+    private void mark(MessageState state) {
+        ChannelHandlerContext ctx = this.ctx;
+        if (ctx == null || ctx.executor().inEventLoop()) {
+            messageState = state;
+        } else {
+            onEventLoop(ctx.executor(), () -> messageState = state, () -> { });
+        }
+    }
+
+    /**
      * Returns the future of this channel's TLS closure, whoever begins it. It succeeds with the one
      * {@link TlsCloseEvent} of the channel, once the event has been fired through the pipeline, and fails with an
      * {@link IllegalStateException} if the channel ends without a successful handshake, the connection turns out not

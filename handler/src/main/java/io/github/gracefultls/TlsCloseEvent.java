@@ -31,9 +31,10 @@ public final class TlsCloseEvent {
     private final long elapsedNanos;
     private final Throwable cause;
     private final long discardedBytes;
+    private final MessageState messageState;
 
     TlsCloseEvent(TlsCloseStatus status, TlsCloseInitiator initiator, TlsCloseMode mode, long elapsedNanos,
-                  Throwable cause, long discardedBytes) {
+                  Throwable cause, long discardedBytes, MessageState messageState) {
         this.status = Objects.requireNonNull(status, "status");
         this.initiator = Objects.requireNonNull(initiator, "initiator");
         this.mode = mode;
@@ -43,6 +44,7 @@ public final class TlsCloseEvent {
         this.elapsedNanos = elapsedNanos;
         this.cause = cause;
         this.discardedBytes = discardedBytes;
+        this.messageState = Objects.requireNonNull(messageState, "messageState");
     }
 
     /**
@@ -112,9 +114,34 @@ public final class TlsCloseEvent {
     }
 
     /**
+     * Returns where the peer's stream of application messages stood when the outcome was decided:
+     * {@link MessageState#UNMARKED} unless something marked messages
+     * ({@link GracefulTlsCloseHandler#messageStarted()}, the HTTP companion module).
+     *
+     * @return the message state at the outcome
+     */
+    public MessageState messageState() {
+        return messageState;
+    }
+
+    /**
+     * Returns {@code true} when the stream ended without the peer's {@code close_notify} while an inbound message was
+     * in progress: {@code !isClean() && messageState() == IN_MESSAGE}. That message may have been cut short by an
+     * attacker and must not be taken as complete. A truncation {@link MessageState#BETWEEN_MESSAGES} lost nothing
+     * that had begun; with {@link MessageState#UNMARKED} nobody knows.
+     *
+     * @return whether an unclean end cut an inbound message
+     */
+    public boolean isMessageCut() {
+        return messageState == MessageState.IN_MESSAGE && !isClean();
+    }
+
+    /**
      * Returns a one-line description, for example {@code TlsCloseEvent(CLOSE_NOTIFY_RECEIVED, LOCAL, SHUT_RDWR, 1.2ms)}.
      * The elapsed time is rounded half-up to whole microseconds below one millisecond ({@code 850us}), to tenths of a
-     * millisecond below one second ({@code 13.9ms}), else to tenths of a second ({@code 2.5s}).
+     * millisecond below one second ({@code 13.9ms}), else to tenths of a second ({@code 2.5s}). When messages are
+     * marked, {@code in message} or {@code between messages} follows the elapsed time, as in
+     * {@code TlsCloseEvent(TRUNCATED, PEER, -, 0us, in message, TlsTruncationException: ...)}.
      */
     @Override
     public String toString() {
@@ -122,6 +149,11 @@ public final class TlsCloseEvent {
                 .append(status).append(", ").append(initiator).append(", ")
                 .append(mode == null ? "-" : mode.name()).append(", ");
         Durations.append(b, elapsedNanos);
+        if (messageState == MessageState.IN_MESSAGE) {
+            b.append(", in message");
+        } else if (messageState == MessageState.BETWEEN_MESSAGES) {
+            b.append(", between messages");
+        }
         if (discardedBytes > 0) {
             b.append(", discarded ").append(discardedBytes).append(" B");
         }

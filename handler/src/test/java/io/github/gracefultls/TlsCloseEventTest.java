@@ -106,7 +106,7 @@ class TlsCloseEventTest {
     void isCleanIffCloseNotifyReceived(TlsCloseStatus status) {
         Throwable cause = status == TlsCloseStatus.CLOSE_NOTIFY_RECEIVED ? null : new Exception("x");
         TlsCloseEvent event = new TlsCloseEvent(status, TlsCloseInitiator.LOCAL, TlsCloseMode.SHUT_RDWR,
-                Duration.ofMillis(5).toNanos(), cause, 0);
+                Duration.ofMillis(5).toNanos(), cause, 0, MessageState.UNMARKED);
         assertThat(event.isClean()).isEqualTo(status == TlsCloseStatus.CLOSE_NOTIFY_RECEIVED);
         assertThat(event.status()).isSameAs(status);
         assertThat(event.toString()).startsWith("TlsCloseEvent(" + status.name() + ", LOCAL, SHUT_RDWR, 5.0ms");
@@ -168,7 +168,7 @@ class TlsCloseEventTest {
 
     private static TlsCloseEvent eventWithElapsed(Duration elapsed) {
         return new TlsCloseEvent(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL,
-                TlsCloseMode.SHUT_WR, elapsed.toNanos(), null, 0);
+                TlsCloseMode.SHUT_WR, elapsed.toNanos(), null, 0, MessageState.UNMARKED);
     }
 
     static TlsPair pairWithHandlersOnBothSides(SslProvider provider, String protocol) {
