@@ -20,6 +20,19 @@ public final class TlsTruncationException extends SSLException {
     }
 
     /**
+     * Creates one for a layer above TLS that reports where an unclean end cut its own message (the HTTP companion
+     * module does). Its {@link #undecodedBytes()} are its cause's when the cause is a {@code TlsTruncationException}
+     * (the {@link TlsCloseEvent#cause()} of a {@link TlsCloseStatus#TRUNCATED} outcome), else {@code -1}.
+     *
+     * @param message where the stream was cut, in the layer's terms
+     * @param cause the cause of the unclean outcome, usually {@link TlsCloseEvent#cause()}; may be {@code null}
+     */
+    public TlsTruncationException(String message, Throwable cause) {
+        this(message, cause instanceof TlsTruncationException ? ((TlsTruncationException) cause).undecodedBytes : -1,
+                cause);
+    }
+
+    /**
      * Returns {@code true} when the input ended inside a TLS record: some bytes of a record had arrived, the rest
      * never did.
      *
