@@ -326,7 +326,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
      * Ends the connection abortively, without close_notify and with a TCP reset where the transport allows it, so
      * that the peer sees a truncation. The outcome, if not known yet, is FAILED with the given cause.
      */
-    void abort(Throwable cause) {
+    void resetNow(Throwable cause) {
         if (!handshakeSucceeded()) {
             SslPipeline.resetAndClose(ctx, sslHandler, ctx.newPromise());
         } else {
@@ -334,7 +334,7 @@ abstract class ClosureDriver extends ChannelDuplexHandler {
         }
     }
 
-    /** As {@link #abort}, but closes without a reset: what the transport holds is still sent, then a FIN. */
+    /** As {@link #resetNow}, but closes without a reset: what the transport holds is still sent, then a FIN. */
     void closeBelowTls(Throwable cause) {
         if (!handshakeSucceeded()) {
             SslPipeline.close(ctx, sslHandler, ctx.newPromise(), false);

@@ -191,6 +191,45 @@ public final class GracefulTlsCloseHandler extends ClosureDriver {
     }
 
     /**
+     * Ends the connection at once, without {@code close_notify} and with a TCP reset where the transport allows it
+     * ({@code SO_LINGER} 0): the peer sees an error, never a clean end. For a proxy that must pass on a truncation
+     * it received (an upstream response cut short), or an application that gives up on its peer. Writes not yet
+     * flushed, and what the peer has not read yet, may be lost: flush and wait for the write first when they matter.
+     *
+     * <p>The outcome, unless already known, is {@link TlsCloseStatus#FAILED} with {@code cause}; the event fires as
+     * for any outcome. Before the handshake succeeded (or on a connection that turned out not to be TLS) the
+     * connection is reset and closed as well, and the future fails with an {@link IllegalStateException}, since
+     * there is no TLS closure to report.
+     *
+     * @param cause why the connection is aborted; it becomes the event's {@link TlsCloseEvent#cause()}
+     * @return a future that succeeds with the channel's {@link TlsCloseEvent}
+     */
+    public Future<TlsCloseEvent> abort(Throwable cause) {
+        Objects.requireNonNull(cause, "cause");
+        ChannelHandlerContext ctx = this.ctx;
+        if (ctx == null) {
+            return ImmediateEventExecutor.INSTANCE.newFailedFuture(new IllegalStateException("abort() called on a "
+                    + GracefulTlsCloseHandler.class.getSimpleName() + " that is not in a pipeline"));
+        }
+        EventExecutor executor = ctx.executor();
+        Promise<TlsCloseEvent> promise = executor.newPromise();
+        onEventLoop(executor, () -> {
+            checkSslHandler();
+            if (!handshakeSucceeded() || isNotTls()) {
+                SslPipeline.resetAndClose(ctx, sslHandler, ctx.newPromise());
+                promise.tryFailure(new IllegalStateException("abort() called " + (isNotTls()
+                        ? "on a connection that is not TLS" : "before the TLS handshake succeeded")
+                        + ": the connection was reset, and there is no TLS closure to report", cause));
+            } else {
+                resetNow(cause);
+                closeFuture().addListener(new PromiseNotifier<>(promise));
+            }
+        }, () -> promise.tryFailure(new RejectedExecutionException(
+                "abort(): the event loop of " + ctx.channel() + " is shut down")));
+        return promise;
+    }
+
+    /**
      * Marks that an inbound application message has begun: until {@link #messageCompleted()}, an end of the stream
      * without the peer's {@code close_notify} cuts it, and the {@link TlsCloseEvent} says so
      * ({@link TlsCloseEvent#isMessageCut()}). Call it from the protocol's decoder when the first byte of a message

@@ -365,7 +365,7 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
         // Before the handler's abort, which fires its event (FAILED) at once: that event must not close again.
         state = State.CLOSING;
         if (tls != null && ctx != null && !ctx.isRemoved()) {
-            tls.abort(cause);
+            tls.resetNow(cause);
         } else {
             reset();
         }
