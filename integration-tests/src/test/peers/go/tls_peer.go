@@ -117,19 +117,24 @@ type peer struct {
 	pending []byte // application data read but not yet consumed by readLine
 }
 
+// readLine returns the next line of application data. Conn.Read may return data and io.EOF together: in TLS 1.2, when
+// a close_notify record follows the data in what was read, it consumes the alert at once and returns (n, io.EOF).
+// The line in that data still counts; the error is sticky in crypto/tls, so end() sees it again.
 func (p *peer) readLine() (string, error) {
 	buf := make([]byte, 4096)
+	var err error
 	for {
 		if i := strings.IndexByte(string(p.pending), '\n'); i >= 0 {
 			line := string(p.pending[:i])
 			p.pending = p.pending[i+1:]
 			return line, nil
 		}
-		n, err := p.tls.Read(buf)
-		p.pending = append(p.pending, buf[:n]...)
 		if err != nil {
 			return "", fmt.Errorf("before a full line: %w", err)
 		}
+		var n int
+		n, err = p.tls.Read(buf)
+		p.pending = append(p.pending, buf[:n]...)
 	}
 }
 

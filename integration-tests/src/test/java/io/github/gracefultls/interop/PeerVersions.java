@@ -16,7 +16,10 @@ final class PeerVersions {
     private PeerVersions() {
     }
 
-    /** E.g. "gnutls-cli 3.7.9, OpenSSL 3.0.x, nginx/1.22.1, curl 7.88.1, Python 3.11.2". */
+    /**
+     * E.g. "gnutls-cli 3.7.9, OpenSSL 3.0.x, nginx/1.22.1, curl 7.88.1, Python 3.11.2, go1.19.8, cargo 1.65.0,
+     * rustls 0.20.8 (Debian crate registry)".
+     */
     static String describe() {
         List<String> versions = new ArrayList<>();
         versions.add(version(Peers.Program.GNUTLS_CLI, "--version"));
@@ -24,6 +27,10 @@ final class PeerVersions {
         versions.add(version(Peers.Program.NGINX, "-v"));
         versions.add(version(Peers.Program.CURL, "--version"));
         versions.add(version(Peers.Program.PYTHON3, "--version"));
+        versions.add(version(Peers.Program.GO, "version")); // "go version go1.19.8 linux/amd64" -> "go1.19.8"
+        versions.add(version(Peers.Program.CARGO, "--version"));
+        versions.add(ForeignPeers.rustlsCrate().map(crate -> crate.getFileName().toString().replace('-', ' ')
+                + " (Debian crate registry)").orElse("rustls missing (package librust-rustls-dev)"));
         return String.join(", ", versions);
     }
 
@@ -44,6 +51,9 @@ final class PeerVersions {
             }
             String first = text.lines().findFirst().orElse("").trim().replaceFirst("^nginx version: ", "");
             String[] words = first.split(" ");
+            if (first.startsWith("go version ") && words.length > 2) {
+                return words[2];
+            }
             return words.length > 2 ? words[0] + " " + words[1] : first; // "curl 7.88.1", "OpenSSL 3.0.x"
         } catch (IOException e) {
             return program.binary() + ": " + e.getMessage();
