@@ -87,7 +87,8 @@ public final class Peers {
         if (path.isPresent()) {
             return path.get();
         }
-        String message = missing + ": install the Debian package " + debianPackage + " (apt-get install "
+        String message = missing + ": install the Debian package" + (debianPackage.contains(" ") ? "s " : " ")
+                + debianPackage + " (apt-get install "
                 + debianPackage + ")";
         if (ci) {
             fail(message + "; CI=true, so a missing peer fails the run");

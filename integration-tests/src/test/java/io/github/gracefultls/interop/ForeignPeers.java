@@ -20,8 +20,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Builds the compiled foreign peers, once per JVM, into {@code target/foreign-peers/}: the Go {@code crypto/tls} peer
  * ({@code src/test/peers/go}, standard library only) with {@code go build}, and the rustls peer
- * ({@code src/test/peers/rustls}) with cargo, offline, against Debian's crate registry
- * ({@code /usr/share/cargo/registry}, from {@code librust-rustls-dev}).
+ * ({@code src/test/peers/rustls}) with cargo (Debian's {@code /usr/bin/cargo} where installed), offline, against
+ * Debian's crate registry ({@code /usr/share/cargo/registry}, from {@code librust-rustls-dev}).
  *
  * <p>Nothing is written outside the build directory: Go's cache and module path, cargo's home (with the generated
  * {@code config.toml} that replaces crates.io by the Debian registry and forbids the network), cargo's target
@@ -33,6 +33,12 @@ final class ForeignPeers {
 
     /** Debian's crate registry: the sources of librust-*-dev, one directory per crate and version. */
     static final Path DEBIAN_REGISTRY = Path.of("/usr/share/cargo/registry");
+    /**
+     * Debian's cargo, preferred to the first one on the PATH (a rustup toolchain, say) once a cargo is on the PATH at
+     * all: with Debian's rustc beside it, the toolchain Debian builds its registry's crates with, and the one CI
+     * installs.
+     */
+    static final Path DEBIAN_CARGO = Path.of("/usr/bin/cargo");
     /** The rustls version the peer's Cargo.toml asks for, as a directory-name prefix in the registry. */
     static final String RUSTLS_CRATE = "rustls-0.20.";
     /** The Debian packages that bring what {@link #rustls()} needs, for the skip/fail message. */
@@ -72,7 +78,8 @@ final class ForeignPeers {
 
     /** The rustls peer's binary, built on first use. */
     static Path rustls() {
-        Path cargo = Peers.require(Peers.Program.CARGO.binary(), RUSTLS_PACKAGES, Peers.isCi());
+        Path onPath = Peers.require(Peers.Program.CARGO.binary(), RUSTLS_PACKAGES, Peers.isCi());
+        Path cargo = Files.isExecutable(DEBIAN_CARGO) ? DEBIAN_CARGO : onPath;
         rustlsCrate().orElseGet(() -> Peers.requireFile(DEBIAN_REGISTRY.resolve(RUSTLS_CRATE + "*"),
                 "the rustls 0.20 crate", RUSTLS_PACKAGES));
         return built("rustls", () -> {

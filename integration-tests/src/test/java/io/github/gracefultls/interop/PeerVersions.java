@@ -4,6 +4,7 @@ import io.github.gracefultls.testing.Peers;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,14 +29,18 @@ final class PeerVersions {
         versions.add(version(Peers.Program.CURL, "--version"));
         versions.add(version(Peers.Program.PYTHON3, "--version"));
         versions.add(version(Peers.Program.GO, "version")); // "go version go1.19.8 linux/amd64" -> "go1.19.8"
-        versions.add(version(Peers.Program.CARGO, "--version"));
+        versions.add(version(Peers.Program.CARGO, Files.isExecutable(ForeignPeers.DEBIAN_CARGO)
+                ? Optional.of(ForeignPeers.DEBIAN_CARGO) : Peers.find(Peers.Program.CARGO), "--version"));
         versions.add(ForeignPeers.rustlsCrate().map(crate -> crate.getFileName().toString().replace('-', ' ')
                 + " (Debian crate registry)").orElse("rustls missing (package librust-rustls-dev)"));
         return String.join(", ", versions);
     }
 
     private static String version(Peers.Program program, String argument) {
-        Optional<Path> path = Peers.find(program);
+        return version(program, Peers.find(program), argument);
+    }
+
+    private static String version(Peers.Program program, Optional<Path> path, String argument) {
         if (path.isEmpty()) {
             return program.binary() + " missing (package " + program.debianPackage() + ")";
         }
