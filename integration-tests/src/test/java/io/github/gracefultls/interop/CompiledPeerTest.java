@@ -58,6 +58,13 @@ abstract class CompiledPeerTest extends InteropTest {
         return sec1Key;
     }
 
+    /**
+     * What else this peer reports after our truncation (its verdict {@code eof} is asserted already); for the Go peer,
+     * that {@code Conn.Read} itself took it for an end of stream.
+     */
+    void assertPeerReportOfOurTruncation(Map<String, String> peer) {
+    }
+
     /** How our side ends a connection. */
     enum OurClose {
         CLOSE(TlsCloseMode.SHUT_RDWR),
@@ -256,6 +263,7 @@ abstract class CompiledPeerTest extends InteropTest {
         assertThat(peer).as("a FIN without close_notify, at a record boundary; the peer's report %s", peer)
                 .containsEntry("peer-end", "eof").containsEntry("raw-end", "boundary")
                 .doesNotContainKey("sent");
+        assertPeerReportOfOurTruncation(peer);
     }
 
     @ParameterizedTest(name = "{0}, {1}")
@@ -362,6 +370,7 @@ abstract class CompiledPeerTest extends InteropTest {
         assertThat(peer).as("a FIN without close_notify, at a record boundary; the peer's report %s", peer)
                 .containsEntry("peer-end", "eof").containsEntry("raw-end", "boundary")
                 .doesNotContainKey("sent");
+        assertPeerReportOfOurTruncation(peer);
     }
 
     @ParameterizedTest(name = "{0}, {1}")
