@@ -20,9 +20,10 @@
 // record boundary (inside a record it returns io.ErrUnexpectedEOF), so Read's error alone cannot tell a clean end
 // from a truncation. The TCP connection is wrapped (rawConn) to watch what crypto/tls reads from it:
 //
-//   - crypto/tls asks the socket for exactly the bytes it still needs for the record at hand and stops there;
-//     the socket's own end of stream (its Read returning io.EOF) is seen only by a Read that asks for more.
-//     A close_notify ends Read with io.EOF without such a Read: the record that carried it was complete.
+//   - crypto/tls reads from the socket only while it lacks bytes of the record at hand (each socket Read may return
+//     more, into its buffer), and a socket Read returns data without io.EOF; the socket's own end of stream (its
+//     Read returning 0, io.EOF) is seen only by a Read issued for a record not yet complete or not yet begun.
+//     A close_notify ends Read with io.EOF without such a Read: crypto/tls reads nothing after the alert.
 //     A bare FIN ends Read with io.EOF only after the socket's Read returned io.EOF.
 //   - So: Read returned io.EOF and the socket had not returned io.EOF (nor any error) -> close_notify;
 //     the socket had returned io.EOF -> eof (a truncation); a reset -> reset.
@@ -117,19 +118,24 @@ type peer struct {
 	pending []byte // application data read but not yet consumed by readLine
 }
 
+// readLine returns the next line of application data. Conn.Read may return data and io.EOF together: in TLS 1.2, when
+// a close_notify record follows the data in what was read, it consumes the alert at once and returns (n, io.EOF).
+// The line in that data still counts; the error is sticky in crypto/tls, so end() sees it again.
 func (p *peer) readLine() (string, error) {
 	buf := make([]byte, 4096)
+	var err error
 	for {
 		if i := strings.IndexByte(string(p.pending), '\n'); i >= 0 {
 			line := string(p.pending[:i])
 			p.pending = p.pending[i+1:]
 			return line, nil
 		}
-		n, err := p.tls.Read(buf)
-		p.pending = append(p.pending, buf[:n]...)
 		if err != nil {
 			return "", fmt.Errorf("before a full line: %w", err)
 		}
+		var n int
+		n, err = p.tls.Read(buf)
+		p.pending = append(p.pending, buf[:n]...)
 	}
 }
 

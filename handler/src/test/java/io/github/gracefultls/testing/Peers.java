@@ -17,7 +17,7 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Finds the peer programs (gnutls-serv, openssl, nginx, ...) on the {@code PATH} and in root's tool directories. A
+ * Finds the peer programs (gnutls-serv, openssl, nginx, ..., and the go and cargo that build peers) on the {@code PATH} and in root's tool directories. A
  * missing program fails the test when the environment variable {@code CI} is {@code true}, and skips it otherwise;
  * either way the message names the Debian package to install.
  */
@@ -30,7 +30,11 @@ public final class Peers {
         OPENSSL("openssl", "openssl"),
         NGINX("nginx", "nginx"),
         CURL("curl", "curl"),
-        PYTHON3("python3", "python3");
+        PYTHON3("python3", "python3"),
+        /** Builds the Go crypto/tls peer (interop.GoPeerTest); standard library only, so no module download. */
+        GO("go", "golang-go"),
+        /** Builds the rustls peer (interop.RustlsPeerTest), offline against Debian's crate registry. */
+        CARGO("cargo", "cargo");
 
         private final String binary;
         private final String debianPackage;
@@ -83,7 +87,8 @@ public final class Peers {
         if (path.isPresent()) {
             return path.get();
         }
-        String message = missing + ": install the Debian package " + debianPackage + " (apt-get install "
+        String message = missing + ": install the Debian package" + (debianPackage.contains(" ") ? "s " : " ")
+                + debianPackage + " (apt-get install "
                 + debianPackage + ")";
         if (ci) {
             fail(message + "; CI=true, so a missing peer fails the run");

@@ -49,6 +49,9 @@ public final class InteropReport implements BeforeTestExecutionCallback, AfterTe
                     + "(SSLSocket has no unwrap()); half-closure is covered by SSLSocket.shutdownOutput() and ours",
             "HttpClient: the client ends a keep-alive connection | Java 17 has no HttpClient.close(); idle "
                     + "connections end when the client is collected",
+            "Go crypto/tls, rustls: EPOLL, IO_URING; bye(SHUT_WR), HALF_CLOSE, REUSE_TRANSPORT | NIO only: the "
+                    + "peer's verdict does not depend on our transport (covered on all three elsewhere); the peers "
+                    + "report how our side ended, transport reuse is proven with Python's SSLSocket.unwrap()",
             "tc netem round-trip times | not available in this kernel; everything runs on loopback");
 
     private static final ThreadLocal<List<String>> NOTES = ThreadLocal.withInitial(ArrayList::new);
