@@ -2,15 +2,10 @@ package io.github.gracefultls.reactor;
 
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
-import io.github.gracefultls.TlsCloseInitiator;
-import io.github.gracefultls.TlsCloseStatus;
+import io.github.gracefultls.micrometer.TlsCloseMetrics;
 import io.github.gracefultls.testing.Tls;
 import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
-import io.netty.channel.ChannelHandler;
-import io.netty.channel.ChannelHandlerContext;
-import io.netty.channel.ChannelInboundHandlerAdapter;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import reactor.core.publisher.Mono;
@@ -20,18 +15,18 @@ import reactor.netty.http.server.HttpServer;
 import reactor.netty.resources.ConnectionProvider;
 
 import java.time.Duration;
-import java.util.EnumMap;
 import java.util.List;
-import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * The metrics recipe of docs/metrics.md: a counter per {@link TlsCloseStatus} and {@link TlsCloseInitiator} with
- * Micrometer, fed by a handler placed after {@link GracefulTlsCloseHandler} that listens for {@link TlsCloseEvent}.
- * Micrometer is a test dependency only: the handler's module depends on nothing but Netty.
+ * The micrometer module's {@link TlsCloseMetrics} on Reactor Netty, wired both ways docs/metrics.md shows: on the
+ * server its shared handler, added by {@code doOnChannelInit} right after {@link GracefulTlsCloseHandler} (before
+ * Reactor Netty's bridge, which swallows user events); on the client {@link TlsCloseMetrics#record} as the consumer
+ * of each connection's outcome.
  */
 class TlsCloseMetricsTest {
 
@@ -39,41 +34,6 @@ class TlsCloseMetricsTest {
     private static final Duration WAIT = Duration.ofSeconds(45);
     /** Every deadline of both sides' handlers: each side answers the other, however loaded the machine. */
     private static final Duration DEADLINE = Duration.ofSeconds(30);
-
-    /**
-     * Counts TLS closures in {@code tls.close}, tagged {@code status} and {@code initiator}. Stateless apart from
-     * the counters, so one instance serves every channel.
-     */
-    @ChannelHandler.Sharable
-    static final class TlsCloseMetrics extends ChannelInboundHandlerAdapter {
-
-        private final Map<TlsCloseStatus, Map<TlsCloseInitiator, Counter>> counters =
-                new EnumMap<>(TlsCloseStatus.class);
-
-        TlsCloseMetrics(MeterRegistry registry) {
-            // Registered up front, so that every series exists (at 0) before its first closure.
-            for (TlsCloseStatus status : TlsCloseStatus.values()) {
-                Map<TlsCloseInitiator, Counter> byInitiator = new EnumMap<>(TlsCloseInitiator.class);
-                for (TlsCloseInitiator initiator : TlsCloseInitiator.values()) {
-                    byInitiator.put(initiator, Counter.builder("tls.close")
-                            .description("TLS closures by outcome (graceful-tls-close)")
-                            .tag("status", status.name())
-                            .tag("initiator", initiator.name())
-                            .register(registry));
-                }
-                counters.put(status, byInitiator);
-            }
-        }
-
-        @Override
-        public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
-            if (evt instanceof TlsCloseEvent) {
-                TlsCloseEvent e = (TlsCloseEvent) evt;
-                counters.get(e.status()).get(e.initiator()).increment();
-            }
-            ctx.fireUserEventTriggered(evt);
-        }
-    }
 
     private final SimpleMeterRegistry registry = new SimpleMeterRegistry();
     private DisposableServer server;
@@ -87,9 +47,16 @@ class TlsCloseMetricsTest {
     }
 
     @Test
-    void countsClosuresPerStatusAndInitiator() throws Exception {
-        TlsCloseMetrics metrics = new TlsCloseMetrics(registry);
+    void countsClosuresPerStatusInitiatorAndMessageOnServerAndClient() throws Exception {
+        TlsCloseMetrics serverMetrics = TlsCloseMetrics.builder().tag("side", "server").build();
+        TlsCloseMetrics clientMetrics = TlsCloseMetrics.builder().tag("side", "client").build();
+        serverMetrics.bindTo(registry);
+        clientMetrics.bindTo(registry);
+        assertThat(registry.find("tls.close").counters()).as("every series, before any connection").hasSize(48)
+                .allSatisfy(c -> assertThat(c.count()).isZero());
+
         List<GracefulTlsCloseHandler> serverHandlers = new CopyOnWriteArrayList<>();
+        List<GracefulTlsCloseHandler> clientHandlers = new CopyOnWriteArrayList<>();
         server = HttpServer.create()
                 .host("127.0.0.1")
                 .port(0)
@@ -102,7 +69,8 @@ class TlsCloseMetricsTest {
                 // After the closure handler: it sees the TlsCloseEvent before Reactor Netty's bridge swallows it.
                 .doOnChannelInit((observer, channel, remote) -> {
                     if (channel.pipeline().get(ReactorNettyTlsClose.HANDLER_NAME) != null) {
-                        channel.pipeline().addAfter(ReactorNettyTlsClose.HANDLER_NAME, "tlsCloseMetrics", metrics);
+                        channel.pipeline().addAfter(ReactorNettyTlsClose.HANDLER_NAME, "tlsCloseMetrics",
+                                serverMetrics.handler());
                     }
                 })
                 .route(routes -> routes
@@ -113,7 +81,11 @@ class TlsCloseMetricsTest {
                 .host("127.0.0.1")
                 .port(server.port())
                 .secure(spec -> spec.sslContext(Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(TlsCloseMetricsTest::handler, e -> { }));
+                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(() -> {
+                    GracefulTlsCloseHandler handler = handler();
+                    clientHandlers.add(handler);
+                    return handler;
+                }, clientMetrics::record));
 
         // Two clean closures begun by the client (a new connection per request, closed after the response).
         for (int i = 0; i < 2; i++) {
@@ -123,42 +95,56 @@ class TlsCloseMetricsTest {
         // One clean closure begun by the server (Connection: close).
         assertThat(client.get().uri("/bye").responseContent().aggregate().asString().block(WAIT))
                 .isEqualTo("bye");
-        // One truncation: the client drops TCP without close_notify.
+        // One truncation: a client without the handler drops TCP without close_notify.
         assertThat(ReactorNettyTest.RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
 
         awaitClosures(serverHandlers, 4);
-        assertThat(count(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER)).isEqualTo(2);
-        assertThat(count(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL)).isEqualTo(1);
-        assertThat(count(TlsCloseStatus.TRUNCATED, TlsCloseInitiator.PEER)).isEqualTo(1);
-        assertThat(count(TlsCloseStatus.TRUNCATED, TlsCloseInitiator.LOCAL)).isZero();
-        assertThat(registry.find("tls.close").tag("status", TlsCloseStatus.TIMED_OUT.name()).counters())
-                .hasSize(2)
-                .allSatisfy(c -> assertThat(c.count()).isZero());
-        assertThat(registry.find("tls.close").tag("status", TlsCloseStatus.FAILED.name()).counters())
-                .hasSize(2)
-                .allSatisfy(c -> assertThat(c.count()).isZero());
+        awaitClosures(clientHandlers, 3);
+
+        // Reactor Netty's pipeline has nothing that marks messages: every series is UNMARKED.
+        assertThat(count("server", "CLOSE_NOTIFY_RECEIVED", "PEER")).isEqualTo(2);
+        assertThat(count("server", "CLOSE_NOTIFY_RECEIVED", "LOCAL")).isEqualTo(1);
+        assertThat(count("server", "TRUNCATED", "PEER")).isEqualTo(1);
+        assertThat(total("server")).isEqualTo(4);
+        assertThat(timer("server", "CLOSE_NOTIFY_RECEIVED")).as("the one closure the server began").isEqualTo(1);
+        assertThat(timer("server", "TRUNCATED")).as("a closure the peer began is not timed").isZero();
+
+        // The client began both /hello closures; the /bye one may go either way (a simultaneous close).
+        double clientLocal = count("client", "CLOSE_NOTIFY_RECEIVED", "LOCAL");
+        assertThat(clientLocal).isBetween(2.0, 3.0);
+        assertThat(clientLocal + count("client", "CLOSE_NOTIFY_RECEIVED", "PEER")).isEqualTo(3);
+        assertThat(total("client")).isEqualTo(3);
+        assertThat((double) timer("client", "CLOSE_NOTIFY_RECEIVED")).isEqualTo(clientLocal);
     }
 
-    private double count(TlsCloseStatus status, TlsCloseInitiator initiator) {
+    private double count(String side, String status, String initiator) {
         return registry.get("tls.close")
-                .tag("status", status.name())
-                .tag("initiator", initiator.name())
+                .tags("side", side, "status", status, "initiator", initiator, "message", "UNMARKED")
                 .counter()
                 .count();
     }
 
+    private double total(String side) {
+        return registry.find("tls.close").tag("side", side).counters().stream().mapToDouble(Counter::count).sum();
+    }
+
+    private long timer(String side, String status) {
+        return registry.get("tls.close.duration").tags("side", side, "status", status).timer().count();
+    }
+
     /**
-     * Waits for the closure of every server connection. The handler fires its {@link TlsCloseEvent} down the
-     * pipeline (through the metrics handler) before it completes {@code closeFuture()}, so the counters are final
-     * once every future is done.
+     * Waits for the closure of every connection of one side. On the server the handler fires its
+     * {@link TlsCloseEvent} down the pipeline (through the metrics handler) before it completes
+     * {@code closeFuture()}; on the client {@code record} is the future's first listener, and the one added here runs
+     * after it. Either way the counters are final once these waits end.
      */
-    private void awaitClosures(List<GracefulTlsCloseHandler> serverHandlers, int expected) throws Exception {
-        assertThat(serverHandlers).as("server connections").hasSize(expected);
-        for (GracefulTlsCloseHandler handler : serverHandlers) {
-            handler.closeFuture().get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+    private static void awaitClosures(List<GracefulTlsCloseHandler> handlers, int expected) throws Exception {
+        assertThat(handlers).as("connections").hasSize(expected);
+        for (GracefulTlsCloseHandler handler : handlers) {
+            CompletableFuture<Object> notified = new CompletableFuture<>();
+            handler.closeFuture().addListener(f -> notified.complete(null));
+            notified.get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
         }
-        double total = registry.find("tls.close").counters().stream().mapToDouble(Counter::count).sum();
-        assertThat(total).as("TLS closures counted").isEqualTo(expected);
     }
 
     private static GracefulTlsCloseHandler handler() {
