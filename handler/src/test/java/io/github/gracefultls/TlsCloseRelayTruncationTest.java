@@ -106,6 +106,41 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
         assertBothClosed(proxy);
     }
 
+    /**
+     * A side that marks messages ({@link GracefulTlsCloseHandler#messageStarted(Channel)}, as a protocol decoder on the
+     * relay would) shows its state in the outcome: the client cut the request it was sending.
+     */
+    @Test
+    void theOutcomeSaysTheClientsTruncationCutAMessage() throws Exception {
+        UpstreamServer upstream = startUpstream(Upstream.TLS, SslProvider.JDK, Tls.TLS_1_3,
+                GracefulTlsCloseHandler::new);
+        Proxy proxy = startProxy(SslProvider.JDK, Tls.TLS_1_3, upstream, GracefulTlsCloseHandler::new);
+        Client client = connect(SslProvider.JDK, Tls.TLS_1_3, proxy, new GracefulTlsCloseHandler());
+        byte[] part = payload(64 * 1024, 13);
+        client.channel.writeAndFlush(Unpooled.wrappedBuffer(part));
+        upstream.awaitAccepted();
+        upstream.rec.awaitBytes(part.length, AWAIT);
+        TlsCloseRelay relay = proxy.relay();
+        assertThat(onEventLoop(relay.frontend(), () -> GracefulTlsCloseHandler.messageStarted(relay.frontend())))
+                .as("the frontend has a handler to mark").isTrue();
+        onEventLoop(relay.backend(), () -> GracefulTlsCloseHandler.messageCompleted(relay.backend()));
+
+        closeBelowTls(client.channel); // FIN without close_notify, the request under way
+
+        TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
+        assertThat(outcome.frontendEvent().messageState()).as("%s", outcome).isEqualTo(MessageState.IN_MESSAGE);
+        assertThat(outcome.frontendEvent().isMessageCut()).as("%s", outcome).isTrue();
+        assertThat(outcome.toString()).as("%s", outcome)
+                .startsWith("TlsCloseRelay.Outcome(frontend TRUNCATED TlsCloseEvent(TRUNCATED, PEER, -, ")
+                .contains(", in message, TlsTruncationException: ");
+        // The backend, aborted (FAILED), had marked its last message complete.
+        assertThat(outcome.backendEvent().messageState()).as("%s", outcome).isEqualTo(MessageState.BETWEEN_MESSAGES);
+        assertThat(outcome.backendEvent().isMessageCut()).as("%s", outcome).isFalse();
+        assertThat(outcome.toString()).as("%s", outcome).contains(", backend ABORTED TlsCloseEvent(FAILED, LOCAL, -, ")
+                .contains(", between messages, IOException: relay aborted: the frontend ended TRUNCATED))");
+        assertBothClosed(proxy);
+    }
+
     /** The frontend waits for the client's close_notify at most halfCloseTimeout; then both sides are aborted. */
     @Test
     void frontendHalfCloseTimeoutAbortsTheUpstream() throws Exception {

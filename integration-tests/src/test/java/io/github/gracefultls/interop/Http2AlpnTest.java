@@ -1,10 +1,12 @@
 package io.github.gracefultls.interop;
 
 import io.github.gracefultls.GracefulTlsCloseHandler;
+import io.github.gracefultls.MessageState;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseMode;
 import io.github.gracefultls.TlsCloseStatus;
+import io.github.gracefultls.http.Http2StreamMarks;
 import io.github.gracefultls.testing.LogCapture;
 import io.github.gracefultls.testing.PeerProcess;
 import io.github.gracefultls.testing.Peers;
@@ -40,12 +42,14 @@ import io.netty.handler.codec.http2.DefaultHttp2Headers;
 import io.netty.handler.codec.http2.DefaultHttp2HeadersFrame;
 import io.netty.handler.codec.http2.Http2Connection;
 import io.netty.handler.codec.http2.Http2DataFrame;
+import io.netty.handler.codec.http2.Http2FrameCodec;
 import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
 import io.netty.handler.codec.http2.Http2HeadersFrame;
 import io.netty.handler.codec.http2.Http2MultiplexHandler;
 import io.netty.handler.codec.http2.Http2StreamChannel;
 import io.netty.handler.codec.http2.Http2StreamChannelBootstrap;
 import io.netty.handler.codec.http2.HttpConversionUtil;
+import io.netty.handler.codec.http2.HttpToHttp2ConnectionHandler;
 import io.netty.handler.codec.http2.HttpToHttp2ConnectionHandlerBuilder;
 import io.netty.handler.codec.http2.InboundHttp2ToHttpAdapterBuilder;
 import io.netty.handler.ssl.ApplicationProtocolConfig;
@@ -89,6 +93,12 @@ import static org.assertj.core.api.Assertions.assertThat;
  * framing (END_STREAM, GOAWAY) said the response was complete. The Netty client answers our close_notify: both sides
  * {@code CLOSE_NOTIFY_RECEIVED}. With the grace period 0 ({@code Http2FrameCodecBuilder}'s default) the stream is
  * cut: curl exits non-zero, and the handler warns once per JVM.
+ *
+ * <p>Both sides mark their streams ({@code Http2StreamMarks}): curl's bare FIN after its last stream, whether we or
+ * curl began, is {@code TRUNCATED} between messages, not a cut message. When our server cuts a stream (it drops TCP
+ * halfway through the body, without close_notify), curl exits with an error and a Netty h2 client's event is
+ * {@code TRUNCATED} in a message ({@code isMessageCut()}); the server's own event is {@code TRUNCATED} between
+ * messages, as it had the whole request.
  */
 class Http2AlpnTest extends InteropTest {
 
@@ -102,6 +112,16 @@ class Http2AlpnTest extends InteropTest {
     /** Netty's two ways to run HTTP/2. */
     enum Style {
         FRAME_CODEC, HTTP_TO_HTTP2
+    }
+
+    /** How our server answers a request (frame style only, but for the first). */
+    enum Answer {
+        /** Headers, then close() on the connection, then the body: the codec drains the stream, then closes. */
+        CLOSE_DURING_STREAM,
+        /** The whole body; the connection stays open for the client to end. */
+        COMPLETE,
+        /** Half the body, then TCP closed beneath the SslHandler: no close_notify, no END_STREAM. */
+        CUT
     }
 
     private static byte[] body() {
@@ -131,6 +151,10 @@ class Http2AlpnTest extends InteropTest {
         final Channel channel;
 
         H2Server(Cell cell, Style style, long graceMillis) throws Exception {
+            this(cell, style, graceMillis, Answer.CLOSE_DURING_STREAM);
+        }
+
+        H2Server(Cell cell, Style style, long graceMillis, Answer answer) throws Exception {
             SslContext context = Tls.serverContextBuilder(cell.provider().sslProvider(), cell.protocol())
                     .applicationProtocolConfig(alpn()).build();
             ServerBootstrap b = new ServerBootstrap().group(loops.group(cell.transport()))
@@ -150,7 +174,7 @@ class Http2AlpnTest extends InteropTest {
                                 protected void configurePipeline(ChannelHandlerContext ctx, String protocol) {
                                     protocols.add(protocol);
                                     if (ApplicationProtocolNames.HTTP_2.equals(protocol)) {
-                                        configureH2Server(ctx.pipeline(), style, graceMillis);
+                                        configureH2Server(ctx.pipeline(), style, graceMillis, answer);
                                     } else {
                                         ctx.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(1024),
                                                 new H1ThenClose());
@@ -185,23 +209,32 @@ class Http2AlpnTest extends InteropTest {
                 ApplicationProtocolNames.HTTP_2, ApplicationProtocolNames.HTTP_1_1);
     }
 
-    /** The server's h2 codec: {@code graceMillis} is its grace period for open streams on close. */
-    static void configureH2Server(ChannelPipeline p, Style style, long graceMillis) {
+    /**
+     * The server's h2 codec, its streams marked: {@code graceMillis} is its grace period for open streams on close.
+     */
+    static void configureH2Server(ChannelPipeline p, Style style, long graceMillis, Answer answer) {
+        GracefulTlsCloseHandler tlsClose = p.get(GracefulTlsCloseHandler.class);
         if (style == Style.FRAME_CODEC) {
-            p.addLast("h2", Http2FrameCodecBuilder.forServer().gracefulShutdownTimeoutMillis(graceMillis).build());
+            Http2FrameCodec codec = Http2FrameCodecBuilder.forServer().gracefulShutdownTimeoutMillis(graceMillis)
+                    .build();
+            p.addLast("h2", codec);
+            Http2StreamMarks.attach(codec, tlsClose);
             p.addLast(new Http2MultiplexHandler(new ChannelInitializer<Http2StreamChannel>() {
                 @Override
                 protected void initChannel(Http2StreamChannel ch) {
-                    ch.pipeline().addLast(new FrameStreamThenClose());
+                    ch.pipeline().addLast(new FrameAnswer(answer));
                 }
             }));
         } else {
+            assertThat(answer).as("HttpToHttp2 style answers one way").isEqualTo(Answer.CLOSE_DURING_STREAM);
             Http2Connection connection = new DefaultHttp2Connection(true);
-            p.addLast("h2", new HttpToHttp2ConnectionHandlerBuilder().connection(connection)
+            HttpToHttp2ConnectionHandler codec = new HttpToHttp2ConnectionHandlerBuilder().connection(connection)
                     .gracefulShutdownTimeoutMillis(graceMillis)
                     .frameListener(new InboundHttp2ToHttpAdapterBuilder(connection).maxContentLength(1024)
                             .propagateSettings(false).build())
-                    .build());
+                    .build();
+            p.addLast("h2", codec);
+            Http2StreamMarks.attach(codec, tlsClose);
             p.addLast(new HttpStreamThenClose());
         }
     }
@@ -212,12 +245,20 @@ class Http2AlpnTest extends InteropTest {
      * takes 1 MiB at once: written in one task, the whole body would be in the pipeline before the close.)
      */
     private static void writeChunks(int n, Channel ch, IntFunction<ChannelFuture> writeChunk) {
-        if (n < CHUNKS) {
+        writeChunks(n, CHUNKS, ch, writeChunk, () -> { });
+    }
+
+    /** Chunks {@code n} to {@code end} (exclusive) as above, then {@code after} once the last one is written. */
+    private static void writeChunks(int n, int end, Channel ch, IntFunction<ChannelFuture> writeChunk,
+                                    Runnable after) {
+        if (n < end) {
             writeChunk.apply(n).addListener(f -> {
                 if (f.isSuccess()) {
-                    ch.eventLoop().execute(() -> writeChunks(n + 1, ch, writeChunk));
+                    ch.eventLoop().execute(() -> writeChunks(n + 1, end, ch, writeChunk, after));
                 }
             });
+        } else {
+            after.run();
         }
     }
 
@@ -225,8 +266,17 @@ class Http2AlpnTest extends InteropTest {
         return Unpooled.wrappedBuffer(BODY, i * CHUNK, CHUNK);
     }
 
-    /** Frame style: on a request, headers, then the parent's close(), then the body chunk by chunk. */
-    private static final class FrameStreamThenClose extends ChannelInboundHandlerAdapter {
+    /**
+     * Frame style: on a request, headers, then by {@link Answer}: the parent's close() and the body chunk by chunk;
+     * the body; or half the body and the parent's TCP connection closed beneath its SslHandler.
+     */
+    private static final class FrameAnswer extends ChannelInboundHandlerAdapter {
+        private final Answer answer;
+
+        FrameAnswer(Answer answer) {
+            this.answer = answer;
+        }
+
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             boolean request = msg instanceof Http2HeadersFrame && ((Http2HeadersFrame) msg).isEndStream();
@@ -236,8 +286,21 @@ class Http2AlpnTest extends InteropTest {
             }
             ctx.writeAndFlush(new DefaultHttp2HeadersFrame(new DefaultHttp2Headers().status("200")
                     .setInt("content-length", BODY.length)));
-            ((Http2StreamChannel) ctx.channel()).parent().close();
-            writeChunks(0, ctx.channel(), i -> ctx.writeAndFlush(new DefaultHttp2DataFrame(chunk(i), i == CHUNKS - 1)));
+            Channel parent = ((Http2StreamChannel) ctx.channel()).parent();
+            IntFunction<ChannelFuture> writeChunk =
+                    i -> ctx.writeAndFlush(new DefaultHttp2DataFrame(chunk(i), i == CHUNKS - 1));
+            switch (answer) {
+                case CLOSE_DURING_STREAM:
+                    parent.close();
+                    writeChunks(0, ctx.channel(), writeChunk);
+                    break;
+                case COMPLETE:
+                    writeChunks(0, ctx.channel(), writeChunk);
+                    break;
+                default:
+                    writeChunks(0, CHUNKS / 2, ctx.channel(), writeChunk,
+                            () -> parent.pipeline().firstContext().close()); // beneath the SslHandler: a bare FIN
+            }
         }
     }
 
@@ -316,8 +379,58 @@ class Http2AlpnTest extends InteropTest {
         assertThat(curl.stdout()).isEqualTo("2 200 " + BODY.length);
         byte[] received = Files.readAllBytes(output);
         assertThat(sha256(received)).as("SHA-256 of the body curl saved").isEqualTo(sha256(BODY));
-        // curl 7.88 over h2 closes its socket without close_notify, after the whole body.
+        // curl 7.88 over h2 closes its socket without close_notify, after the whole body: between messages.
         assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
+        assertThat(event.messageState()).as("%s", event).isEqualTo(MessageState.BETWEEN_MESSAGES);
+        assertThat(event.isMessageCut()).isFalse();
+    }
+
+    /** curl ends the connection itself after its last stream, with a bare FIN: a truncation between messages. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.github.gracefultls.interop.Cell#nio")
+    void curlEndingAfterItsLastStreamIsBetweenMessages(Cell cell) throws Exception {
+        H2Server server = perTest(new H2Server(cell, Style.FRAME_CODEC, GRACE_MILLIS, Answer.COMPLETE));
+        Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
+        PeerProcess curl = curl(cell, server.port(), "--http2", output);
+
+        GracefulTlsCloseHandler ours = server.awaitHandler();
+        int exit = curl.awaitExit(EXIT);
+        TlsCloseEvent event = await(ours);
+
+        InteropReport.observe("curl exit " + exit + ", " + curl.stdout() + "; server " + describe(event));
+        assertThat(exit).as("curl exit status; stderr: %s", curl.stderr()).isZero();
+        assertThat(sha256(Files.readAllBytes(output))).isEqualTo(sha256(BODY));
+        assertTruncated(event, TlsCloseInitiator.PEER);
+        assertThat(event.messageState()).as("%s", event).isEqualTo(MessageState.BETWEEN_MESSAGES);
+        assertThat(event.isMessageCut()).isFalse();
+        assertThat(event.toString()).contains(", between messages");
+    }
+
+    /**
+     * Our server cuts the stream: half the body, then TCP closed beneath the SslHandler. curl 7.88.1 fails: exit 18,
+     * "HTTP/2 stream 1 was not closed cleanly before end of the underlying stream", having saved the half; or exit
+     * 56, "Recv failure: Connection reset by peer", when curl's window updates were still unread on our side and the
+     * close became an RST (seen with OpenSSL TLSv1.3). Our server's own event is a truncation between messages (it
+     * had the whole request), initiator PEER: the handler cannot tell a close beneath it from the peer's.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.github.gracefultls.interop.Cell#nio")
+    void curlFailsOnAStreamOurServerCuts(Cell cell) throws Exception {
+        H2Server server = perTest(new H2Server(cell, Style.FRAME_CODEC, GRACE_MILLIS, Answer.CUT));
+        Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
+        PeerProcess curl = curl(cell, server.port(), "--http2", output);
+
+        GracefulTlsCloseHandler ours = server.awaitHandler();
+        int exit = curl.awaitExit(EXIT);
+        TlsCloseEvent event = await(ours);
+
+        long saved = Files.exists(output) ? Files.size(output) : 0;
+        InteropReport.observe("curl exit " + exit + " (" + curl.stderr().trim() + "), saved " + saved + " of "
+                + BODY.length + "; server " + describe(event));
+        assertThat(exit).as("curl exit status; stderr: %s", curl.stderr()).isNotZero();
+        assertThat(saved).isLessThan(BODY.length);
+        assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
+        assertThat(event.messageState()).as("%s", event).isEqualTo(MessageState.BETWEEN_MESSAGES);
     }
 
     @ParameterizedTest(name = "{0}")
@@ -401,15 +514,19 @@ class Http2AlpnTest extends InteropTest {
                                     return;
                                 }
                                 if (style == Style.FRAME_CODEC) {
-                                    ctx.pipeline().addLast(Http2FrameCodecBuilder.forClient().build(),
+                                    Http2FrameCodec codec = Http2FrameCodecBuilder.forClient().build();
+                                    ctx.pipeline().addLast(codec,
                                             new Http2MultiplexHandler(new ChannelInboundHandlerAdapter()));
+                                    Http2StreamMarks.attach(codec, handler);
                                 } else {
                                     Http2Connection connection = new DefaultHttp2Connection(false);
-                                    ctx.pipeline().addLast(new HttpToHttp2ConnectionHandlerBuilder()
+                                    HttpToHttp2ConnectionHandler codec = new HttpToHttp2ConnectionHandlerBuilder()
                                             .connection(connection)
                                             .frameListener(new InboundHttp2ToHttpAdapterBuilder(connection)
                                                     .maxContentLength(BODY.length * 2).propagateSettings(false)
-                                                    .build()).build(),
+                                                    .build()).build();
+                                    Http2StreamMarks.attach(codec, handler);
+                                    ctx.pipeline().addLast(codec,
                                             new ChannelInboundHandlerAdapter() {
                                                 @Override
                                                 public void channelRead(ChannelHandlerContext c, Object msg) {
@@ -491,7 +608,34 @@ class Http2AlpnTest extends InteropTest {
         assertEvent(serverEvent, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL,
                 TlsCloseMode.SHUT_RDWR);
         assertEvent(clientEvent, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER, null);
+        // The stream had ended (END_STREAM) before the GOAWAY's close: both ends between messages.
+        assertThat(serverEvent.messageState()).isEqualTo(MessageState.BETWEEN_MESSAGES);
+        assertThat(clientEvent.messageState()).isEqualTo(MessageState.BETWEEN_MESSAGES);
         client.channel().closeFuture().await(AWAIT.toMillis(), TimeUnit.MILLISECONDS);
         assertThat(client.channel().isOpen()).isFalse();
+    }
+
+    /** Our server cuts the stream a Netty h2 client reads: the client's event is a cut message, its stream failed. */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("io.github.gracefultls.interop.Cell#nio")
+    void nettyClientSeesTheStreamOurServerCutsAsACutMessage(Cell cell) throws Exception {
+        H2Server server = perTest(new H2Server(cell, Style.FRAME_CODEC, GRACE_MILLIS, Answer.CUT));
+        Client client = nettyClient(cell, Style.FRAME_CODEC, server.port());
+        GracefulTlsCloseHandler ours = server.awaitHandler();
+
+        TlsCloseEvent clientEvent = await(client.handler());
+        TlsCloseEvent serverEvent = await(ours);
+        Throwable bodyFailure = client.body().handle((b, t) -> t).get(AWAIT.toMillis(), TimeUnit.MILLISECONDS);
+
+        InteropReport.observe("client " + describe(clientEvent) + " (" + clientEvent + "), body: " + bodyFailure
+                + "; server " + describe(serverEvent));
+        assertTruncated(clientEvent, TlsCloseInitiator.PEER);
+        assertThat(clientEvent.messageState()).as("%s", clientEvent).isEqualTo(MessageState.IN_MESSAGE);
+        assertThat(clientEvent.isMessageCut()).isTrue();
+        assertThat(clientEvent.toString()).contains(", in message");
+        assertThat(bodyFailure).as("the stream's end").isInstanceOf(AssertionError.class)
+                .hasMessageEndingWith("bytes, without END_STREAM");
+        assertThat(serverEvent.status()).isEqualTo(TlsCloseStatus.TRUNCATED);
+        assertThat(serverEvent.messageState()).isEqualTo(MessageState.BETWEEN_MESSAGES);
     }
 }

@@ -1,5 +1,6 @@
 package io.github.gracefultls.probe;
 
+import io.github.gracefultls.MessageState;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseStatus;
@@ -25,6 +26,15 @@ final class ProbeReport {
     String httpPath;
     String httpStatus;
     long httpBytes;
+    /**
+     * {@code --http}: what became of the response body, its framing ("Content-Length: 1234", "chunked", "delimited by
+     * the end of the connection"), its content bytes, and for a cut body the {@code TlsTruncationException}'s message
+     * (for an undecodable one the decoder's).
+     */
+    HttpBodyReader.Body httpBody;
+    String httpFraming;
+    long httpContentBytes;
+    String httpBodyProblem;
     /** {@code --http}: whether the server ended the connection within {@link #timeout}. */
     boolean serverClosed = true;
     Duration timeout;
@@ -62,6 +72,10 @@ final class ProbeReport {
                 case CLOSE_NOTIFY_RECEIVED:
                     return "clean: the server sent close_notify before closing TCP (" + time + " after the request)";
                 case TRUNCATED:
+                    if (event.messageState() == MessageState.BETWEEN_MESSAGES) {
+                        return "not clean: the server closed TCP without close_notify, after its complete response "
+                                + "(between messages: nothing was cut)";
+                    }
                     return "not clean: the server closed TCP without close_notify, so a client cannot tell its "
                             + "response from a truncated one";
                 default:
@@ -83,6 +97,20 @@ final class ProbeReport {
         }
     }
 
+    private String bodyLine() {
+        String content = httpContentBytes + " bytes of content (" + httpFraming + ")";
+        switch (httpBody) {
+            case COMPLETE:
+                return "complete, " + content;
+            case CUT:
+                return "cut: " + httpBodyProblem;
+            case FAILED:
+                return "not decodable: " + httpBodyProblem;
+            default:
+                return "unfinished, " + content + " when the connection ended";
+        }
+    }
+
     private String cause() {
         return event.cause() == null ? "-" : RemoteProbe.rootMessage(event.cause());
     }
@@ -94,12 +122,20 @@ final class ProbeReport {
         if (httpPath != null) {
             line(out, "request", "GET " + httpPath + " -> "
                     + (httpStatus == null ? "no response" : httpStatus + ", " + httpBytes + " bytes"));
+            if (httpBody != null && httpBody != HttpBodyReader.Body.NONE) {
+                line(out, "body", bodyLine());
+            }
         }
         if (event != null) {
             StringBuilder closure = new StringBuilder(closedBy).append(" -> ").append(event.status())
                     .append(", initiator ").append(event.initiator()).append(", ").append(Durations.format(time));
             if (event.discardedBytes() > 0) {
                 closure.append(", ").append(event.discardedBytes()).append(" bytes of application data discarded");
+            }
+            if (event.messageState() == MessageState.IN_MESSAGE) {
+                closure.append(event.isMessageCut() ? ", in message: cut" : ", in message (its end)");
+            } else if (event.messageState() == MessageState.BETWEEN_MESSAGES) {
+                closure.append(", between messages");
             }
             line(out, "closure", closure.toString());
             if (event.status() != TlsCloseStatus.CLOSE_NOTIFY_RECEIVED && event.cause() != null) {
@@ -127,6 +163,11 @@ final class ProbeReport {
             http.put("status", httpStatus);
             http.put("bytes", httpBytes);
             http.put("serverClosed", serverClosed);
+            http.put("body", httpBody == null ? null : httpBody.name());
+            http.put("framing", httpFraming);
+            http.put("contentBytes", httpContentBytes);
+            http.put("truncation", httpBody == HttpBodyReader.Body.CUT ? httpBodyProblem : null);
+            http.put("decoderFailure", httpBody == HttpBodyReader.Body.FAILED ? httpBodyProblem : null);
             m.put("http", http);
         }
         if (event != null) {
@@ -137,6 +178,8 @@ final class ProbeReport {
             closure.put("mode", event.mode() == null ? null : event.mode().name());
             closure.put("elapsedMillis", Durations.millis(time));
             closure.put("discardedBytes", event.discardedBytes());
+            closure.put("messageState", event.messageState().name());
+            closure.put("messageCut", event.isMessageCut());
             closure.put("cause", event.cause() == null ? null : RemoteProbe.rootMessage(event.cause()));
             m.put("closure", closure);
         }

@@ -3,6 +3,7 @@ package io.github.gracefultls.probe;
 import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseMode;
+import io.github.gracefultls.http.HttpTlsTruncationHandler;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -18,6 +19,7 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.handler.codec.http.HttpResponseDecoder;
 import io.netty.handler.ssl.NotSslRecordException;
 import io.netty.handler.ssl.OpenSsl;
 import io.netty.handler.ssl.SslContext;
@@ -53,7 +55,7 @@ import java.util.concurrent.TimeUnit;
  * Probes how a real TLS server closes: connects with {@link GracefulTlsCloseHandler} in the pipeline, then either
  * ends the session itself with {@code bye(SHUT_RDWR)} and sees whether the server answers {@code close_notify}, or
  * sends an HTTP/1.1 request with {@code Connection: close} and sees whether the server ends with {@code close_notify}
- * before its FIN or truncates.
+ * before its FIN or truncates, and whether that cut the response ({@code HttpTlsTruncationHandler} after the decoder).
  */
 final class RemoteProbe {
 
@@ -88,7 +90,8 @@ final class RemoteProbe {
                     .closeNotifyFlushTimeout(settings.timeout())
                     .closeNotifyReadTimeout(settings.timeout())
                     .build();
-            ResponseReader response = new ResponseReader();
+            HttpBodyReader body = settings.httpPath() == null ? null : new HttpBodyReader();
+            ResponseReader response = new ResponseReader(body != null);
             Bootstrap bootstrap = new Bootstrap()
                     .group(group)
                     .channel(NioSocketChannel.class)
@@ -102,7 +105,15 @@ final class RemoteProbe {
                             ssl.setHandshakeTimeoutMillis(timeoutMillis);
                             ch.pipeline().addLast("ssl", ssl);
                             ch.pipeline().addLast("tls-close", tlsClose);
-                            ch.pipeline().addLast("app", response);
+                            if (body == null) {
+                                ch.pipeline().addLast("app", response);
+                            } else {
+                                // The raw bytes are counted, then decoded: was the body cut?
+                                ch.pipeline().addLast("response", response)
+                                        .addLast("http", new HttpResponseDecoder())
+                                        .addLast("http-tls-truncation", new HttpTlsTruncationHandler())
+                                        .addLast("app", body);
+                            }
                         }
                     });
 
@@ -134,6 +145,11 @@ final class RemoteProbe {
                 byeAndWait(report, tlsClose, timeoutMillis);
             } else {
                 requestAndWait(report, ch, tlsClose, response, timeoutMillis);
+                body.awaitEnd(timeoutMillis);
+                report.httpBody = body.body();
+                report.httpFraming = body.framing();
+                report.httpContentBytes = body.contentBytes();
+                report.httpBodyProblem = body.problem();
             }
             return report;
         } finally {
@@ -315,15 +331,24 @@ final class RemoteProbe {
         return port == 443 ? h : h + ":" + port;
     }
 
-    /** Reads the HTTP response: its status line and its size. Everything is released. */
+    /**
+     * Reads the HTTP response: its status line and its size. Everything is released, or, with {@code passOn}, passed
+     * on to the HTTP decoder.
+     */
     static final class ResponseReader extends ChannelInboundHandlerAdapter {
+        private final boolean passOn;
         private final StringBuilder statusLine = new StringBuilder();
         private volatile String status;
         private volatile long bytes;
         private volatile long eventNanos;
 
+        ResponseReader(boolean passOn) {
+            this.passOn = passOn;
+        }
+
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            boolean passed = false;
             try {
                 if (msg instanceof ByteBuf) {
                     ByteBuf buf = (ByteBuf) msg;
@@ -337,8 +362,14 @@ final class RemoteProbe {
                         }
                     }
                 }
+                if (passOn) {
+                    passed = true;
+                    ctx.fireChannelRead(msg);
+                }
             } finally {
-                ReferenceCountUtil.release(msg);
+                if (!passed) {
+                    ReferenceCountUtil.release(msg);
+                }
             }
         }
 
@@ -353,7 +384,11 @@ final class RemoteProbe {
 
         @Override
         public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
-            ctx.close();
+            if (passOn) {
+                ctx.fireExceptionCaught(cause);
+            } else {
+                ctx.close();
+            }
         }
 
         /** When the TlsCloseEvent passed, on the System.nanoTime() clock. */
