@@ -59,7 +59,7 @@ import java.util.function.Supplier;
  * TLS contexts.
  */
 @Command(name = TlsTerminatingProxy.NAME, mixinStandardHelpOptions = true, sortOptions = false,
-        usageHelpAutoWidth = true,
+        usageHelpAutoWidth = true, versionProvider = TlsTerminatingProxy.Version.class,
         description = {
             "TLS-terminating reverse proxy: relays each client's TLS connection to the upstream, and each side's "
                     + "end to the other as the same kind of end.",
@@ -266,5 +266,14 @@ public final class TlsTerminatingProxy implements Callable<Integer> {
             // reported below
         }
         throw new ParameterException(spec.commandLine(), option + ": " + hostPort + " (expected: HOST:PORT)");
+    }
+
+    /** The version from the jar's manifest. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = TlsTerminatingProxy.class.getPackage().getImplementationVersion();
+            return new String[] {NAME + " " + (v == null ? "(development build)" : v)};
+        }
     }
 }

@@ -32,6 +32,24 @@ class TlsTerminatingProxyCommandLineTest {
     }
 
     @Test
+    void versionNamesTheTool() {
+        ProxyRun run = ProxyRun.of("--version");
+
+        assertThat(run.exitCode()).as(run.toString()).isZero();
+        assertThat(run.out()).startsWith("tls-terminating-proxy ");
+    }
+
+    @Test
+    void unreadablePemIsOneLine() {
+        ProxyRun run = ProxyRun.of("--upstream", "127.0.0.1:1", "--cert", "/nonexistent/cert.pem", "--key",
+                "/nonexistent/key.pem", "--listen", "127.0.0.1:0");
+
+        assertThat(run.exitCode()).as(run.toString()).isEqualTo(TlsTerminatingProxy.EXIT_USAGE);
+        assertThat(run.errLines()).as(run.toString()).singleElement().asString()
+                .startsWith("tls-terminating-proxy: cannot set up TLS: ").contains("/nonexistent/cert.pem");
+    }
+
+    @Test
     void durationWithoutUnitIsOneLine() {
         ProxyRun run = ProxyRun.of("--upstream", "127.0.0.1:1", "--self-signed", "--half-close-timeout", "5");
 
