@@ -121,7 +121,7 @@ final class ProbeReport {
         line(out, "certificate", certificate + (verified ? ", verified" : ", not verified (--insecure)"));
         if (httpPath != null) {
             line(out, "request", "GET " + httpPath + " -> "
-                    + (httpStatus == null ? "no response" : httpStatus + ", " + httpBytes + " bytes"));
+                    + (httpStatus == null ? "no response" : httpStatus + ", " + httpBytes + " bytes, headers included"));
             if (httpBody != null && httpBody != HttpBodyReader.Body.NONE) {
                 line(out, "body", bodyLine());
             }

@@ -49,6 +49,7 @@ import java.security.cert.Certificate;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -278,6 +279,10 @@ final class RemoteProbe {
             return "the server's certificate is not trusted: " + rootMessage(certificate)
                     + " (--cafile PEM to trust its CA, --insecure to skip verification)";
         }
+        String version = protocolVersionHint(cause);
+        if (version != null) {
+            return rootMessage(cause) + " (" + version + ")";
+        }
         if (cause instanceof ClosedChannelException || find(cause, ClosedChannelException.class) != null) {
             return "the server closed the connection";
         }
@@ -285,6 +290,31 @@ final class RemoteProbe {
             return "connection lost: " + rootMessage(cause);
         }
         return rootMessage(cause);
+    }
+
+    /**
+     * When the handshake failed on the protocol version (the server's {@code protocol_version} alert, or the engine
+     * finding no version in common), what to try instead; else null.
+     */
+    private String protocolVersionHint(Throwable cause) {
+        boolean versionMismatch = false;
+        for (Throwable c = cause; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            String m = String.valueOf(c.getMessage()).toLowerCase(Locale.ROOT);
+            if (m.contains("protocol_version") || m.contains("unsupported_protocol")
+                    || m.contains("no appropriate protocol")) {
+                versionMismatch = true;
+            }
+        }
+        if (!versionMismatch) {
+            return null;
+        }
+        if ("TLSv1.3".equals(settings.protocol())) {
+            return "the server does not support TLSv1.3; try --protocol 1.2";
+        }
+        if ("TLSv1.2".equals(settings.protocol())) {
+            return "the server does not support TLSv1.2; try --protocol 1.3";
+        }
+        return "the server supports neither TLSv1.2 nor TLSv1.3";
     }
 
     private static String subject(SSLSession session) {

@@ -60,8 +60,9 @@ public final class TlsCloseProbe implements Callable<Integer> {
     private String target;
 
     @Option(names = "--http", paramLabel = "PATH",
-            description = "send GET PATH (Host, Connection: close), read the response, and report how the "
-                    + "server ends the connection")
+            description = "send GET PATH (Host, Connection: close), read the response, and report its size (in "
+                    + "bytes, headers included) and how the server ends the connection; PATH comes first: "
+                    + "--http / HOST:PORT")
     private String httpPath;
 
     @Option(names = "--insecure", description = "do not verify the server's certificate")
@@ -163,6 +164,12 @@ public final class TlsCloseProbe implements Callable<Integer> {
     }
 
     private int demo() {
+        if (httpPath != null && !httpPath.startsWith("/")) {
+            // "--http example.com:443": picocli took the target as the path, and nothing is left for HOST:PORT.
+            err.println(NAME + ": --http needs a PATH, then HOST:PORT (--http / " + httpPath + "); '" + httpPath
+                    + "' was read as the path, and HOST:PORT is missing");
+            return EXIT_ERROR;
+        }
         for (Object[] option : new Object[][] {
                 {"--http", httpPath}, {"--insecure", insecure ? true : null}, {"--cafile", caFile},
                 {"--timeout", timeout}}) {

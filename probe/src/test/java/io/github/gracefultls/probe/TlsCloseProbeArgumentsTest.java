@@ -128,6 +128,25 @@ class TlsCloseProbeArgumentsTest {
     }
 
     @Test
+    void httpWithoutPathSaysThatThePathIsMissing() {
+        // The target right after --http is read as its PATH: say so, not "--http needs HOST:PORT".
+        ProbeRun run = ProbeRun.of("--http", "example.com:443");
+
+        assertThat(run.exitCode()).as(run.toString()).isEqualTo(TlsCloseProbe.EXIT_ERROR);
+        assertThat(run.errLines()).as(run.toString()).containsExactly("tls-close-probe: --http needs a PATH, then "
+                + "HOST:PORT (--http / example.com:443); 'example.com:443' was read as the path, and HOST:PORT is "
+                + "missing");
+        assertThat(run.out()).isEmpty();
+    }
+
+    @Test
+    void helpSaysTheByteCountIncludesHeaders() {
+        ProbeRun help = ProbeRun.of("--help");
+
+        assertThat(help.out().replaceAll("\\s+", " ")).contains("its size (in bytes, headers included)");
+    }
+
+    @Test
     void helpAndVersionExitZero() {
         ProbeRun help = ProbeRun.of("--help");
         ProbeRun version = ProbeRun.of("--version");

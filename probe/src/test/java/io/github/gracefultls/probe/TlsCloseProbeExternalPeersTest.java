@@ -93,7 +93,7 @@ class TlsCloseProbeExternalPeersTest {
             assertThat(run.exitCode()).as("%s%n--- nginx:%n%s", run, peer.output())
                     .isEqualTo(TlsCloseProbe.EXIT_CLEAN);
             assertThat(run.out()).contains("TLSv" + protocol,
-                    "GET /hello -> HTTP/1.1 200 OK",
+                    "GET /hello -> HTTP/1.1 200 OK, ", " bytes, headers included",
                     "the server, after the response -> CLOSE_NOTIFY_RECEIVED, initiator PEER",
                     "verdict: clean: the server sent close_notify before closing TCP");
         }

@@ -15,6 +15,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -103,6 +104,25 @@ class TlsCloseProbeInProcessPeersTest {
                     "at a TLS record boundary",
                     "verdict: not clean: the server closed TCP without answering our close_notify (truncation)");
             assertThat(run.err()).isEmpty();
+        }
+    }
+
+    /** A server of TLSv1.2 only answers a TLSv1.3-only hello with a protocol_version alert: the probe says what to try. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"jdk", "openssl"})
+    void tls13AgainstATls12OnlyServerSuggestsProtocol12(String provider) throws Exception {
+        SslContext tls12Only = SslContextBuilder.forServer(TestCertificates.serverKey(),
+                TestCertificates.serverCertificateChain()).sslProvider(SslProvider.JDK).protocols("TLSv1.2").build();
+        try (DemoServer server = DemoServer.start(group, tls12Only, DemoServer.Behaviour.ANSWER)) {
+            ProbeRun run = probe(server, provider, "1.3", "--timeout", ANSWERED_TIMEOUT);
+
+            assertThat(run.exitCode()).as(run.toString()).isEqualTo(TlsCloseProbe.EXIT_ERROR);
+            assertThat(run.errLines()).as(run.toString()).singleElement().asString()
+                    .startsWith("tls-close-probe: TLS handshake with localhost:" + server.port() + " failed: ")
+                    .containsIgnoringCase("protocol_version")
+                    .endsWith("(the server does not support TLSv1.3; try --protocol 1.2)");
+        } finally {
+            ReferenceCountUtil.release(tls12Only);
         }
     }
 

@@ -6,6 +6,7 @@ import io.github.gracefultls.probe.DurationConverter;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -24,6 +25,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
+import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -35,23 +38,51 @@ import java.util.function.Supplier;
  * A TLS-terminating reverse proxy: it accepts TLS connections, opens one connection to the upstream per client, in
  * plain TCP or in TLS, and relays bytes and closure between the two with {@link TlsCloseRelay}. A clean end on one
  * side (the client's {@code close_notify}, the upstream's FIN or {@code close_notify}) is passed on as a clean end; a
- * truncation or a reset is passed on as a reset, never as a {@code close_notify}. Each connection's outcome is logged.
+ * truncation or a reset is passed on as a reset, never as a {@code close_notify}. Each connection's outcome is logged
+ * by {@link OutcomeLog}.
+ *
+ * <p>What it can and cannot tell: a TLS side that ends without {@code close_notify} is a truncation, and a plain
+ * upstream's reset is one too; but a plain upstream's FIN is all a plain upstream ever sends at its end, so one that
+ * is killed (its kernel sends the FIN) looks exactly like one that finished: it is passed on as a clean end.
  *
  * <pre>
- * ./mvnw -B -q -pl examples dependency:build-classpath -Dmdep.outputFile=target/classpath.txt
- * java -cp "examples/target/classes:$(cat examples/target/classpath.txt)" \
- *     io.github.gracefultls.examples.proxy.TlsTerminatingProxy \
- *     --listen 127.0.0.1:8443 --self-signed --upstream 127.0.0.1:8080
+ * ./mvnw -B -q -pl examples -am package -DskipTests
+ * java -jar examples/target/tls-terminating-proxy.jar --listen 127.0.0.1:8443 --self-signed --upstream 127.0.0.1:8080
  * </pre>
+ *
+ * <p>Exit codes: 2 for a bad command line or a proxy that cannot start (a protocol the TLS provider will not
+ * negotiate, an address in use), each told in one line; 1 for an unexpected error.
  *
  * <p>The structure is that of Netty's {@code HexDumpProxy}: this class reads the command line and binds;
  * {@link TlsTerminatingProxyInitializer} sets up each client's channel and {@link TlsTerminatingProxyFrontendHandler}
  * connects the upstream, set up by {@link TlsTerminatingProxyBackendInitializer}; {@link ProxySslContexts} builds the
  * TLS contexts.
  */
-@Command(name = "tls-terminating-proxy", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "TLS-terminating reverse proxy that never turns a truncated stream into a clean one.")
+@Command(name = TlsTerminatingProxy.NAME, mixinStandardHelpOptions = true, sortOptions = false,
+        usageHelpAutoWidth = true, versionProvider = TlsTerminatingProxy.Version.class,
+        description = {
+            "TLS-terminating reverse proxy: relays each client's TLS connection to the upstream, and each side's "
+                    + "end to the other as the same kind of end.",
+            "",
+            "A TLS side that ends without close_notify, or a plain upstream that resets, is passed on as a "
+                    + "truncation (a reset), never as a clean end. A plain upstream can only end with a FIN, and "
+                    + "a killed one ends with a FIN too: that is passed on as a clean end (close_notify), since "
+                    + "nothing tells it from a finished one. Use --upstream-tls where that matters."},
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+            "0:stopped",
+            "1:unexpected error",
+            "2:bad arguments, or cannot start (protocol not enabled, address in use, unreadable PEM file)"})
 public final class TlsTerminatingProxy implements Callable<Integer> {
+
+    /** Stopped. */
+    public static final int EXIT_OK = 0;
+    /** An unexpected error. */
+    public static final int EXIT_FAILED = 1;
+    /** Bad arguments, or the proxy cannot start. */
+    public static final int EXIT_USAGE = 2;
+
+    static final String NAME = "tls-terminating-proxy";
 
     private static final System.Logger LOG = System.getLogger(TlsTerminatingProxy.class.getName());
 
@@ -81,7 +112,8 @@ public final class TlsTerminatingProxy implements Callable<Integer> {
     private SslProvider provider;
 
     @Option(names = "--protocols", paramLabel = "LIST", split = ",", defaultValue = "TLSv1.2,TLSv1.3",
-            description = "TLS protocols offered to clients. Default: ${DEFAULT-VALUE}.")
+            description = "TLS protocols offered to clients; each must be enabled in the TLS provider (the JDK "
+                    + "disables TLSv1 and TLSv1.1). Default: ${DEFAULT-VALUE}.")
     private List<String> protocols;
 
     @Option(names = "--upstream", paramLabel = "HOST:PORT", required = true, description = "The upstream server.")
@@ -111,28 +143,65 @@ public final class TlsTerminatingProxy implements Callable<Integer> {
             description = "Netty transport. Default: ${DEFAULT-VALUE}.")
     private Transport transport;
 
+    private final PrintStream err;
+
+    private TlsTerminatingProxy(PrintStream err) {
+        this.err = err;
+    }
+
     public static void main(String[] args) {
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
             System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tT.%1$tL %4$s %5$s%6$s%n");
         }
-        System.exit(new CommandLine(new TlsTerminatingProxy()).setCaseInsensitiveEnumValuesAllowed(true).execute(args));
+        System.exit(run(System.out, System.err, args));
     }
 
-    /** Runs the proxy until the process is stopped. */
+    /**
+     * Runs the proxy with these arguments until it stops, printing help and errors to {@code out} and {@code err},
+     * and returns the exit code: {@value #EXIT_OK}, {@value #EXIT_FAILED} or {@value #EXIT_USAGE}.
+     */
+    public static int run(PrintStream out, PrintStream err, String... args) {
+        TlsTerminatingProxy command = new TlsTerminatingProxy(err);
+        CommandLine commandLine = new CommandLine(command).setCaseInsensitiveEnumValuesAllowed(true);
+        commandLine.setOut(new PrintWriter(out, true));
+        commandLine.setErr(new PrintWriter(err, true));
+        commandLine.setParameterExceptionHandler((e, arguments) -> {
+            err.println(NAME + ": " + oneLine(e.getMessage()) + " (see --help)");
+            return EXIT_USAGE;
+        });
+        commandLine.setExecutionExceptionHandler((e, cl, parseResult) -> {
+            err.println(NAME + ": unexpected error: " + oneLine(String.valueOf(e)));
+            return EXIT_FAILED;
+        });
+        int exitCode = commandLine.execute(args);
+        out.flush();
+        err.flush();
+        return exitCode;
+    }
+
+    /** Runs the proxy until the process is stopped; returns {@value #EXIT_USAGE} at once if it cannot start. */
     @Override
     public Integer call() throws Exception {
         InetSocketAddress listenAddress = address(listen, "--listen");
         InetSocketAddress upstreamAddress = address(upstream, "--upstream");
-        SslContext serverContext;
-        if (selfSigned) {
-            serverContext = ProxySslContexts.selfSignedServer(provider, protocols);
-        } else if (cert != null && key != null) {
-            serverContext = ProxySslContexts.server(cert, key, provider, protocols);
-        } else {
+        if (!selfSigned && (cert == null || key == null)) {
             throw new ParameterException(spec.commandLine(), "give --cert and --key, or --self-signed");
         }
-        SslContext upstreamContext = upstreamTls ? ProxySslContexts.upstream(provider, upstreamCa, upstreamInsecure)
-                : null;
+        try {
+            ProxySslContexts.checkProtocols(provider, protocols);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), "--protocols: " + e.getMessage());
+        }
+        SslContext serverContext;
+        SslContext upstreamContext;
+        try {
+            serverContext = selfSigned ? ProxySslContexts.selfSignedServer(provider, protocols)
+                    : ProxySslContexts.server(cert, key, provider, protocols);
+            upstreamContext = upstreamTls ? ProxySslContexts.upstream(provider, upstreamCa, upstreamInsecure) : null;
+        } catch (Exception e) {
+            err.println(NAME + ": cannot set up TLS: " + rootMessage(e));
+            return EXIT_USAGE;
+        }
         boolean epoll = transport == Transport.EPOLL || transport == Transport.AUTO && Epoll.isAvailable();
         if (epoll) {
             Epoll.ensureAvailability();
@@ -148,15 +217,19 @@ public final class TlsTerminatingProxy implements Callable<Integer> {
             Bootstrap backend = new Bootstrap()
                     .channel(epoll ? EpollSocketChannel.class : NioSocketChannel.class)
                     .handler(new TlsTerminatingProxyBackendInitializer(upstreamContext, upstreamAddress, tlsClose));
-            Channel server = new ServerBootstrap()
+            ChannelFuture bound = new ServerBootstrap()
                     .group(group)
                     .channel(epoll ? EpollServerSocketChannel.class : NioServerSocketChannel.class)
                     .childOption(ChannelOption.AUTO_READ, false)            // the relay reads after each write
                     .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)    // a FIN ends one direction only
                     .childHandler(new TlsTerminatingProxyInitializer(serverContext, tlsClose, backend, upstreamAddress,
-                            (client, outcome) -> LOG.log(outcome.isClean() ? System.Logger.Level.INFO
-                                    : System.Logger.Level.WARNING, "{0}: {1}", client, outcome)))
-                    .bind(listenAddress).sync().channel();
+                            new OutcomeLog(LOG)))
+                    .bind(listenAddress).await();
+            if (!bound.isSuccess()) {
+                err.println(NAME + ": cannot listen on " + listen + ": " + rootMessage(bound.cause()));
+                return EXIT_USAGE;
+            }
+            Channel server = bound.channel();
             LOG.log(System.Logger.Level.INFO, "listening on {0} ({1}, {2} {3}), upstream {4}{5}",
                     server.localAddress(), epoll ? "epoll" : "nio", provider, protocols, upstream,
                     upstreamTls ? " (TLS)" : "");
@@ -164,7 +237,22 @@ public final class TlsTerminatingProxy implements Callable<Integer> {
         } finally {
             group.shutdownGracefully();
         }
-        return 0;
+        return EXIT_OK;
+    }
+
+    /** The message of the innermost cause, without the prefix of Netty's native transports. */
+    static String rootMessage(Throwable t) {
+        Throwable root = t;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        String message = root.getMessage() == null ? root.toString() : root.getMessage();
+        // epoll: "bind(..) failed with error(-98): Address already in use"
+        return oneLine(message.replaceFirst("^\\w+\\(\\.\\.\\) failed( with error\\(-?\\d+\\))?: ", ""));
+    }
+
+    private static String oneLine(String s) {
+        return s == null ? "" : s.replaceAll("\\s*\\R\\s*", " ").trim();
     }
 
     private InetSocketAddress address(String hostPort, String option) {
@@ -178,5 +266,14 @@ public final class TlsTerminatingProxy implements Callable<Integer> {
             // reported below
         }
         throw new ParameterException(spec.commandLine(), option + ": " + hostPort + " (expected: HOST:PORT)");
+    }
+
+    /** The version from the jar's manifest. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = TlsTerminatingProxy.class.getPackage().getImplementationVersion();
+            return new String[] {NAME + " " + (v == null ? "(development build)" : v)};
+        }
     }
 }
