@@ -15,18 +15,24 @@ Scenarios (<framing> is close-delimited, content-length or chunked):
                            stream ends at a record boundary, inside the body.
   cut-<framing>-inside-record  as above, then the first --record-cut bytes of the next piece's record,
                            then a FIN: the stream ends inside a record, inside the body.
+  cut-<framing>-<where>-reset  as above, but once the client's kernel has acknowledged every byte sent, a
+                           reset (SO_LINGER 0) instead of the FIN.
   between-messages         answers two requests on one connection (keep-alive), the first with a
                            Content-Length body, the second with a chunked one, both complete; then a FIN.
 
-After its FIN the server reads until the client's close_notify, FIN or reset and reports which
+After its FIN (not after a reset) the server reads until the client's close_notify, FIN or reset and reports which
 ("peer-end"). Records are built with memory BIOs, so each one's bytes are known exactly.
 """
 
 import argparse
+import fcntl
 import socket
 import ssl
+import struct
 import sys
+import termios
 import threading
+import time
 
 from tls_peer import TIMEOUT, BioConnection, out, plaintext
 
@@ -89,7 +95,19 @@ class Server:
             sizes.append(len(records))
         return sizes
 
-    def cut_response(self, bio, conn_id, framing, inside_record):
+    @staticmethod
+    def reset_when_acknowledged(conn, conn_id):
+        """Waits until the peer's kernel has acknowledged every byte sent, then closes with a reset."""
+        deadline = time.monotonic() + TIMEOUT
+        while struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0] > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("bytes still unacknowledged")
+            time.sleep(0.002)  # the peer's kernel acknowledges on its own: nothing to wait on but the queue
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        out(conn_id, "reset-sent", 1)
+
+    def cut_response(self, bio, conn_id, framing, inside_record, reset):
         bio.send(head(framing, len(self.body)))
         self.send_records(bio, framing, self.body[:self.cut])
         out(conn_id, "sent-content", self.cut)
@@ -98,8 +116,11 @@ class Server:
             record = bio.encrypt(framed(framing, self.body[self.cut:self.cut + self.piece]))
             bio.sock.sendall(record[:self.record_cut])
             out(conn_id, "cut-record", f"{self.record_cut}/{len(record)}")
-        bio.sock.shutdown(socket.SHUT_WR)
-        out(conn_id, "fin-sent", 1)
+        if reset:
+            self.reset_when_acknowledged(bio.sock, conn_id)
+        else:
+            bio.sock.shutdown(socket.SHUT_WR)
+            out(conn_id, "fin-sent", 1)
 
     def whole_response(self, bio, framing):
         bio.send(head(framing, len(self.body)))
@@ -122,11 +143,16 @@ class Server:
             conn.shutdown(socket.SHUT_WR)
             out(conn_id, "fin-sent", 1)
         elif scenario.startswith("cut-"):
-            where = "inside-record" if scenario.endswith("-inside-record") else "boundary"
-            framing = scenario[len("cut-"):-len("-" + where)]
-            if framing not in FRAMINGS:
+            reset = scenario.endswith("-reset")
+            name = scenario[:-len("-reset")] if reset else scenario
+            where = "inside-record" if name.endswith("-inside-record") else "boundary"
+            framing = name[len("cut-"):-len("-" + where)]
+            if framing not in FRAMINGS or not name.endswith("-" + where):
                 raise ValueError(f"unknown scenario {scenario}")
-            self.cut_response(bio, conn_id, framing, where == "inside-record")
+            self.cut_response(bio, conn_id, framing, where == "inside-record", reset)
+            if reset:
+                out(conn_id, "done", 1)
+                return
         else:
             raise ValueError(f"unknown scenario {scenario}")
         out(conn_id, "peer-end", bio.end())

@@ -79,8 +79,11 @@ final class HttpOutcomes extends ChannelInboundHandlerAdapter {
     Message await(Duration bound, Endpoint endpoint) throws InterruptedException {
         Message m = messages.poll(bound.toMillis(), TimeUnit.MILLISECONDS);
         if (m == null) {
+            long raw = endpoint.tap.reads().stream().mapToLong(r -> r.length).sum();
             throw new AssertionError("no HTTP message within " + bound + "; timeline " + timeline() + "; channel "
-                    + endpoint.rec.timeline());
+                    + endpoint.channel + " (open " + endpoint.channel.isOpen() + ", active "
+                    + endpoint.channel.isActive() + "), " + endpoint.tap.reads().size() + " raw reads of " + raw
+                    + " bytes, events " + endpoint.rec.timeline());
         }
         return m;
     }
