@@ -20,8 +20,8 @@ Scenarios (<framing> is close-delimited, content-length or chunked):
   between-messages         answers two requests on one connection (keep-alive), the first with a
                            Content-Length body, the second with a chunked one, both complete; then a FIN.
 
-After its FIN (not after a reset) the server reads until the client's close_notify, FIN or reset and reports which
-("peer-end"). Records are built with memory BIOs, so each one's bytes are known exactly.
+After its FIN (not after a reset) the server reads until the client's close_notify, FIN or reset and
+reports which ("peer-end"). Records are built with memory BIOs, so each one's bytes are known exactly.
 """
 
 import argparse
@@ -71,7 +71,7 @@ def read_request(bio, buffered):
             raise EOFError(f"close_notify before a full request head, got {data!r}")
         data += chunk
     request, _, rest = data.partition(b"\r\n\r\n")
-    method, path, _ = request.split(b"\r\n", 1)[0].decode("ascii").split(" ", 2)
+    _, path, _ = request.split(b"\r\n", 1)[0].decode("ascii").split(" ", 2)
     _, scenario, conn_id = path.split("/", 2)
     return scenario, conn_id, rest
 

@@ -69,7 +69,8 @@ class Http1PythonServerTest extends InteropTest {
     /** Where the server's stream ends inside the body, and how: a FIN, or a reset once every byte was acked. */
     record Cut(Framing framing, boolean insideRecord, boolean reset) {
         String scenario() {
-            return "cut-" + framing.scenario + (insideRecord ? "-inside-record" : "-boundary") + (reset ? "-reset" : "");
+            return "cut-" + framing.scenario + (insideRecord ? "-inside-record" : "-boundary")
+                    + (reset ? "-reset" : "");
         }
 
         int undecodedBytes() {
