@@ -127,14 +127,18 @@ public final class HttpTlsTruncationHandler extends ChannelInboundHandlerAdapter
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         if (msg instanceof HttpMessage) {
             HttpMessage head = (HttpMessage) msg;
-            begin(head);
+            request = head instanceof HttpRequest;
             if (head.decoderResult().isFailure()) {
-                // The decoder gave up on this message, and discards the rest of the connection: no end follows.
+                // The decoder rejected this head and discards the rest of the connection: no content and no end
+                // follow, so the message is over, failed, as it arrives (never marked in progress). Its framing
+                // headers may be what the decoder rejected (an unparsable Content-Length): they are not read.
                 inMessage = false;
                 if (unclean != null) {
                     // Its last words after the outcome: a head cut short.
                     head.setDecoderResult(DecoderResult.failure(cut(head.decoderResult().cause())));
                 }
+            } else {
+                begin(head);
             }
         }
         if (msg instanceof HttpContent && inMessage) {
@@ -155,12 +159,20 @@ public final class HttpTlsTruncationHandler extends ChannelInboundHandlerAdapter
 
     private void begin(HttpMessage head) {
         inMessage = true;
-        request = head instanceof HttpRequest;
         chunked = HttpUtil.isTransferEncodingChunked(head);
-        contentLength = HttpUtil.getContentLength(head, -1L);
+        contentLength = chunked ? -1L : contentLength(head);
         received = 0;
         if (unclean == null) {
             tlsClose.messageStarted();
+        }
+    }
+
+    /** The head's Content-Length, or -1 if it has none, or none this handler can read (it never throws). */
+    private static long contentLength(HttpMessage head) {
+        try {
+            return HttpUtil.getContentLength(head, -1L);
+        } catch (NumberFormatException e) {
+            return -1L;
         }
     }
 

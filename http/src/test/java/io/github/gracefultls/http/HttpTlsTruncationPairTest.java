@@ -251,6 +251,34 @@ class HttpTlsTruncationPairTest {
         }
     }
 
+    /**
+     * A head that Netty's decoder rejects for its framing (an unparsable or a doubled Content-Length) reaches the
+     * application as it would without the companion: failed with the decoder's own cause, never turned into an
+     * exception of the companion's, and nothing leaks.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("badContentLengths")
+    void aHeadRejectedForItsContentLengthPassesWithTheDecodersCause(String contentLength) {
+        try (Client client = new Client(SslProvider.JDK, "TLSv1.3", true, false)) {
+            client.serverSends(("HTTP/1.1 200 OK\r\nContent-Length: " + contentLength + "\r\n\r\nbody")
+                    .getBytes(StandardCharsets.US_ASCII));
+
+            assertThat(client.app.exceptions).as("exceptions that reached the application").isEmpty();
+            HttpResponse head = (HttpResponse) client.app.objects.get(0);
+            assertThat(head.decoderResult().isFailure()).as("decoder result of %s", head).isTrue();
+            assertThat(head.decoderResult().cause()).isNotInstanceOf(TlsTruncationException.class);
+
+            client.serverDropsTcp(End.FIN);
+            assertThat(client.app.event.messageState()).as("the rejected message is over")
+                    .isEqualTo(MessageState.BETWEEN_MESSAGES);
+            assertThat(client.app.exceptions).isEmpty();
+        }
+    }
+
+    static Stream<String> badContentLengths() {
+        return Stream.of("abc", "5, 6", "-1");
+    }
+
     // ---- the server reads a cut request
 
     @ParameterizedTest(name = "{0} {1} {2}")
