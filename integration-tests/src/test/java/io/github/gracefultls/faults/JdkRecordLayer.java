@@ -11,16 +11,20 @@ import javax.net.ssl.SSLException;
 /**
  * Records that no public API sends, produced by the JDK's own TLS record layer ({@code sun.security.ssl}, opened to
  * the tests by {@code --add-opens java.base/sun.security.ssl=ALL-UNNAMED}): a warning alert after the handshake (the
- * JDK sends {@code user_canceled} only from {@code SSLSocket.close()} on TLS 1.3), and an empty application-data
- * record (no engine sends one for an empty write). They are encrypted with the engine's keys and sequence numbers, so
- * its later records stay valid: real records of a real TLS stack, only queued by hand. Works on a JDK
- * {@link SSLEngine} ({@code SslProvider.JDK}) of Java 17 to 25.
+ * JDK sends {@code user_canceled} only from {@code SSLSocket.close()} on TLS 1.3), an empty application-data record
+ * (no engine sends one for an empty write), and a KeyUpdate after a close_notify (no engine writes after its
+ * close_notify). They are encrypted with the engine's keys and sequence numbers, so its later records stay valid:
+ * real records of a real TLS stack, only queued by hand. Works on a JDK {@link SSLEngine} ({@code SslProvider.JDK})
+ * of Java 17 to 25.
  */
 final class JdkRecordLayer {
 
-    /** RFC 8446 §6.1 / RFC 5246 §7.2: the alert level "warning", and {@code user_canceled}. */
+    /** RFC 8446 §6.1 / RFC 5246 §7.2: the alert level "warning", {@code close_notify} and {@code user_canceled}. */
     static final byte WARNING = 1;
+    static final byte CLOSE_NOTIFY = 0;
     static final byte USER_CANCELED = 90;
+    /** RFC 8446 §4.6.3: the handshake type of KeyUpdate. */
+    private static final byte KEY_UPDATE = 24;
     private static final byte APPLICATION_DATA = 23;
 
     private JdkRecordLayer() {
@@ -32,6 +36,22 @@ final class JdkRecordLayer {
             Object outputRecord = outputRecord(engine);
             Method encodeAlert = method(outputRecord.getClass(), "encodeAlert", byte.class, byte.class);
             encodeAlert.invoke(outputRecord, WARNING, description);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot reach the JDK's TLS record layer", e);
+        }
+    }
+
+    /**
+     * Queues a TLS 1.3 KeyUpdate message with update_requested; it goes out with the engine's next wrap, encrypted
+     * with the engine's current keys. Only the message: the engine does not change its own keys (it sends nothing
+     * after it in the cases that use this).
+     */
+    static void queueKeyUpdateRequest(SSLEngine engine) {
+        try {
+            Object outputRecord = outputRecord(engine);
+            byte[] message = {KEY_UPDATE, 0, 0, 1, 1}; // type, 3-byte length, request_update = update_requested
+            method(outputRecord.getClass(), "encodeHandshake", byte[].class, int.class, int.class)
+                    .invoke(outputRecord, message, 0, message.length);
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException("cannot reach the JDK's TLS record layer", e);
         }
@@ -49,6 +69,20 @@ final class JdkRecordLayer {
             Object memo = memos.peekLast();
             field(memo.getClass(), "contentType").setByte(memo, APPLICATION_DATA);
             field(memo.getClass(), "fragment").set(memo, new byte[0]);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot reach the JDK's TLS record layer", e);
+        }
+    }
+
+    /**
+     * The cipher the engine decrypts with now. TLS 1.3: another object once the engine has read a KeyUpdate, which
+     * tells whether the other side sent one.
+     */
+    static Object readCipher(SSLEngine engine) {
+        try {
+            Object context = field(engine.getClass(), "conContext").get(engine);
+            Object inputRecord = field(context.getClass(), "inputRecord").get(context);
+            return field(inputRecord.getClass(), "readCipher").get(inputRecord);
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException("cannot reach the JDK's TLS record layer", e);
         }

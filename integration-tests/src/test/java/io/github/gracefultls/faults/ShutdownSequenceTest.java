@@ -5,7 +5,6 @@ import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
 import io.github.gracefultls.faults.FaultRig.Op;
-import io.github.gracefultls.testing.RecordingHandler;
 import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.TlsRecords;
 import io.github.gracefultls.testing.TlsSockets;
@@ -140,29 +139,6 @@ class ShutdownSequenceTest extends FaultPeerTestBase {
         }
         assertThat(expected).hasSize((int) dataBytes);
         assertData(setup[0], op, event, expected);
-    }
-
-    /**
-     * The peer's data that came before its closure: under SHUT_RDWR ({@code close()}, {@code bye(SHUT_RDWR)})
-     * released unread and counted, else delivered whole before the event. The exchange's ping (4 bytes) came first.
-     */
-    private static void assertData(Setup setup, Op op, TlsCloseEvent event, byte[] expected) {
-        List<Object> timeline = setup.client.rec.timeline();
-        long deliveredBeforeEvent = timeline.subList(0, timeline.indexOf(event)).stream()
-                .filter(RecordingHandler.Read.class::isInstance)
-                .mapToLong(r -> ((RecordingHandler.Read) r).bytes().length).sum();
-        if (op == Op.CLOSE || op == Op.BYE_RDWR) {
-            assertThat(event.discardedBytes()).as("SHUT_RDWR releases the data: %s", event)
-                    .isEqualTo(expected.length);
-            assertThat(setup.client.rec.receivedBytes()).as("delivered: the ping only").hasSize(4);
-        } else {
-            assertThat(event.discardedBytes()).isZero();
-            assertThat(deliveredBeforeEvent).as("the data, whole, before the event")
-                    .isEqualTo(4 + expected.length);
-            byte[] received = setup.client.rec.receivedBytes();
-            assertThat(Arrays.copyOfRange(received, 4, received.length)).as("the data's bytes")
-                    .isEqualTo(expected);
-        }
     }
 
     // ---- records no engine sends through its API, from the JDK's own record layer (JdkRecordLayer)
