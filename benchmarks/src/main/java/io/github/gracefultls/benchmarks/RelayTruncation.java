@@ -35,6 +35,7 @@ import java.nio.file.Path;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.BlockingQueue;
@@ -59,8 +60,11 @@ import java.util.concurrent.TimeUnit;
  *       signal under test;</li>
  *   <li>the clients: curl ({@code -k -sS -o FILE}; it reads at once), Python's {@code ssl} (a script the harness
  *       writes: it sends the request, sleeps for the lateness, then reads; default {@code suppress_ragged_eofs=True}
- *       and, as {@code python-strict}, {@code False}), a Netty client with {@link GracefulTlsCloseHandler} (the
- *       {@link TlsCloseEvent} status; OpenSSL engine; auto-read off for the lateness), the JDK's blocking
+ *       and, as {@code python-strict}, {@code False}), Go's {@code crypto/tls} (a program the harness writes and
+ *       builds with {@code go build}: it sends the request, sleeps for the lateness, then reads; it reports what
+ *       {@code Conn.Read} returned last and what the socket under it returned), a Netty client with
+ *       {@link GracefulTlsCloseHandler} (the {@link TlsCloseEvent} status; OpenSSL engine; auto-read off for the
+ *       lateness), the JDK's blocking
  *       {@link SSLSocket}, and a plain socket straight to the upstream (no proxy: what the upstream itself
  *       delivers).</li>
  * </ul>
@@ -75,7 +79,7 @@ import java.util.concurrent.TimeUnit;
  * java -cp benchmarks/target/benchmarks.jar io.github.gracefultls.benchmarks.RelayTruncation \
  *     [--quick] [--size 8m] [--late 0,2] [--signals RESET,FIN,RESET_AT_ONCE] [--provider JDK,OPENSSL] \
  *     [--protocol TLSv1.3] \
- *     [--clients CURL,PYTHON,PYTHON_STRICT,NETTY,SSLSOCKET,DIRECT] [--drain-ms 3000]
+ *     [--clients CURL,PYTHON,PYTHON_STRICT,GO,NETTY,SSLSOCKET,DIRECT] [--drain-ms 3000] [--go go]
  * </pre>
  */
 @Command(name = "RelayTruncation", mixinStandardHelpOptions = true, sortOptions = false,
@@ -97,8 +101,8 @@ public final class RelayTruncation implements Callable<Integer> {
 
     /** The clients. */
     enum Client {
-        CURL("curl"), PYTHON("python"), PYTHON_STRICT("python-strict"), NETTY("netty"), SSLSOCKET("sslsocket"),
-        DIRECT("plain-direct");
+        CURL("curl"), PYTHON("python"), PYTHON_STRICT("python-strict"), GO("go"), NETTY("netty"),
+        SSLSOCKET("sslsocket"), DIRECT("plain-direct");
 
         final String label;
 
@@ -145,7 +149,7 @@ public final class RelayTruncation implements Callable<Integer> {
 
     @Option(names = "--clients", paramLabel = "CLIENT", split = ",",
             defaultValue = "CURL,PYTHON,PYTHON_STRICT,NETTY,SSLSOCKET,DIRECT",
-            description = "CURL, PYTHON, PYTHON_STRICT, NETTY, SSLSOCKET, DIRECT. Default: ${DEFAULT-VALUE}.")
+            description = "CURL, PYTHON, PYTHON_STRICT, GO, NETTY, SSLSOCKET, DIRECT. Default: ${DEFAULT-VALUE}.")
     private List<Client> clients;
 
     @Option(names = "--drain-ms", paramLabel = "MS", description = "Drain period of RESET and FIN, in ms. Default: "
@@ -160,6 +164,10 @@ public final class RelayTruncation implements Callable<Integer> {
             description = "Python 3 interpreter. Default: ${DEFAULT-VALUE}.")
     private String python;
 
+    @Option(names = "--go", paramLabel = "PATH", defaultValue = "go",
+            description = "Go toolchain, to build the Go client. Default: ${DEFAULT-VALUE}.")
+    private String go;
+
     @Mixin
     private Cli.EachTls tls;
 
@@ -172,7 +180,7 @@ public final class RelayTruncation implements Callable<Integer> {
 
     /** What one run measures. {@code drain} null: the library's default. */
     record Config(long size, List<Integer> late, List<Signal> signals, List<SslProvider> providers, String protocol,
-                  List<Client> clients, Duration drain, String curl, String python) {
+                  List<Client> clients, Duration drain, String curl, String python, String go) {
     }
 
     @Override
@@ -182,7 +190,7 @@ public final class RelayTruncation implements Callable<Integer> {
         List<Integer> late = this.late != null ? this.late : quick ? List.of(0) : List.of(0, 2);
         Long drainMillis = this.drainMillis != null ? this.drainMillis : quick ? Long.valueOf(300) : null;
         Config config = new Config(size, late, signals, tls.providers, tls.protocol, clients,
-                drainMillis == null ? null : Duration.ofMillis(drainMillis), curl, python);
+                drainMillis == null ? null : Duration.ofMillis(drainMillis), curl, python, go);
         System.out.println("# " + versions(config));
         List<Row> rows = run(config);
         print(config, rows);
@@ -198,6 +206,9 @@ public final class RelayTruncation implements Callable<Integer> {
         if (config.clients().contains(Client.PYTHON) || config.clients().contains(Client.PYTHON_STRICT)) {
             b.append(firstLine(config.python(), "-c",
                     "import ssl, sys; print('Python', sys.version.split()[0], ssl.OPENSSL_VERSION)")).append("; ");
+        }
+        if (config.clients().contains(Client.GO)) {
+            b.append(firstLine(config.go(), "version")).append("; ");
         }
         return b.append("protocol ").append(config.protocol()).append(", body ").append(config.size())
                 .append(" bytes, drain ").append(config.drain() == null ? "default" : config.drain().toMillis() + "ms")
@@ -236,6 +247,7 @@ public final class RelayTruncation implements Callable<Integer> {
         Path dir = Files.createTempDirectory("relay-truncation");
         Path script = dir.resolve("client.py");
         Files.writeString(script, PYTHON_CLIENT);
+        Path goClient = config.clients().contains(Client.GO) ? buildGo(config.go(), dir) : null;
         EventLoopGroup boss = Net.group("truncation-boss");
         EventLoopGroup upstreamLoop = Net.group("truncation-upstream");
         EventLoopGroup proxyLoop = Net.group("truncation-proxy");
@@ -274,7 +286,13 @@ public final class RelayTruncation implements Callable<Integer> {
                             if (late != 0 && !client.canBeLate()) {
                                 continue;
                             }
-                            Measured m = measure(config, client, port, late, dir, script, clientLoop, readers);
+                            if (client == Client.GO && goClient == null) {
+                                rows.add(row(signal.name(), provider.name(), client, late,
+                                        new Measured(-1, -1, "go client not built (see above)"), body.length, "-"));
+                                continue;
+                            }
+                            Measured m = measure(config, client, port, late, dir, script, goClient, clientLoop,
+                                    readers);
                             String relay = relayOutcome(relays);
                             rows.add(row(signal.name(), provider.name(), client, late, m, body.length, relay));
                         }
@@ -287,12 +305,7 @@ public final class RelayTruncation implements Callable<Integer> {
         } finally {
             readers.shutdownNow();
             Net.shutdown(clientLoop, proxyLoop, upstreamLoop, boss);
-            try (var files = Files.list(dir)) {
-                for (Path p : (Iterable<Path>) files::iterator) {
-                    Files.deleteIfExists(p);
-                }
-            }
-            Files.deleteIfExists(dir);
+            deleteTree(dir);
         }
     }
 
@@ -326,13 +339,16 @@ public final class RelayTruncation implements Callable<Integer> {
     }
 
     private static Measured measure(Config config, Client client, int port, int late, Path dir, Path script,
-                                    EventLoopGroup clientLoop, ScheduledExecutorService readers) throws Exception {
+                                    Path goClient, EventLoopGroup clientLoop, ScheduledExecutorService readers)
+            throws Exception {
         switch (client) {
             case CURL:
                 return curl(config.curl(), port, dir);
             case PYTHON:
             case PYTHON_STRICT:
                 return python(config.python(), script, port, late, client == Client.PYTHON_STRICT, dir);
+            case GO:
+                return goClient(goClient, port, late, dir);
             case NETTY:
                 return netty(clientLoop, config.protocol(), port, late);
             case SSLSOCKET:
@@ -619,6 +635,169 @@ public final class RelayTruncation implements Callable<Integer> {
         List<String> lines = Files.readAllLines(stdout);
         String end = lines.isEmpty() ? "no output, exit " + p.exitValue() : lines.get(lines.size() - 1);
         return check.measured(end);
+    }
+
+    /**
+     * The Go client, {@code crypto/tls}: arguments host, port, lateness in seconds, and the file for the raw bytes.
+     * Sends the request, sleeps for the lateness, then reads until {@code Conn.Read} returns an error; prints
+     * "Read: X; socket: Y", X what that last {@code Read} returned (what the application sees) and Y how the TCP
+     * connection's own {@code Read} under {@code crypto/tls} ended ("none" if it did not). Each is {@code io.EOF},
+     * "connection reset by peer" ({@code ECONNRESET}), or the error's type and message. {@code crypto/tls} returns
+     * {@code io.EOF} after a {@code close_notify} and after a bare FIN at a record boundary alike: only the socket
+     * column tells them apart.
+     */
+    static final String GO_CLIENT = String.join("\n",
+            "package main",
+            "",
+            "import (",
+            "\t\"crypto/tls\"",
+            "\t\"errors\"",
+            "\t\"fmt\"",
+            "\t\"io\"",
+            "\t\"net\"",
+            "\t\"os\"",
+            "\t\"syscall\"",
+            "\t\"time\"",
+            ")",
+            "",
+            "// sock is the TCP connection under crypto/tls; end is the first error its Read returned.",
+            "type sock struct {",
+            "\tnet.Conn",
+            "\tend error",
+            "}",
+            "",
+            "func (s *sock) Read(p []byte) (int, error) {",
+            "\tn, err := s.Conn.Read(p)",
+            "\tif err != nil && s.end == nil {",
+            "\t\ts.end = err",
+            "\t}",
+            "\treturn n, err",
+            "}",
+            "",
+            "func name(err error) string {",
+            "\tswitch {",
+            "\tcase err == nil:",
+            "\t\treturn \"none\"",
+            "\tcase err == io.EOF:",
+            "\t\treturn \"io.EOF\"",
+            "\tcase errors.Is(err, syscall.ECONNRESET):",
+            "\t\treturn \"connection reset by peer\"",
+            "\tdefault:",
+            "\t\treturn fmt.Sprintf(\"%T: %v\", err, err)",
+            "\t}",
+            "}",
+            "",
+            "func main() {",
+            "\thost, port, out := os.Args[1], os.Args[2], os.Args[4]",
+            "\tlate, err := time.ParseDuration(os.Args[3] + \"s\")",
+            "\tif err != nil {",
+            "\t\tfmt.Println(\"lateness: \" + err.Error())",
+            "\t\tos.Exit(2)",
+            "\t}",
+            "\traw, err := net.DialTimeout(\"tcp\", net.JoinHostPort(host, port), 10*time.Second)",
+            "\tif err != nil {",
+            "\t\tfmt.Println(\"dial: \" + name(err))",
+            "\t\tos.Exit(1)",
+            "\t}",
+            "\ts := &sock{Conn: raw}",
+            "\tc := tls.Client(s, &tls.Config{ServerName: \"localhost\", InsecureSkipVerify: true})",
+            "\tc.SetDeadline(time.Now().Add(" + CLIENT_BOUND_SECONDS + "*time.Second + late))",
+            "\tif _, err := c.Write([]byte(\"" + REQUEST.replace("\r", "\\r").replace("\n", "\\n")
+                    + "\")); err != nil {",
+            "\t\tfmt.Println(\"request: \" + name(err))",
+            "\t\tos.Exit(1)",
+            "\t}",
+            "\ttime.Sleep(late)",
+            "\tf, err := os.Create(out)",
+            "\tif err != nil {",
+            "\t\tfmt.Println(\"output: \" + err.Error())",
+            "\t\tos.Exit(2)",
+            "\t}",
+            "\tbuf := make([]byte, 65536)",
+            "\tvar end error",
+            "\tfor end == nil {",
+            "\t\tvar n int",
+            "\t\tn, end = c.Read(buf)",
+            "\t\tf.Write(buf[:n])",
+            "\t}",
+            "\tf.Close()",
+            "\traw.Close()",
+            "\tfmt.Printf(\"Read: %s; socket: %s\\n\", name(end), name(s.end))",
+            "}",
+            "");
+
+    /**
+     * Builds the Go client into {@code dir}, with its build cache there too; null, with a line saying why, when
+     * {@code go} is missing or the build fails.
+     */
+    static Path buildGo(String go, Path dir) throws Exception {
+        Path src = Files.createDirectories(dir.resolve("go-client"));
+        Files.writeString(src.resolve("main.go"), GO_CLIENT);
+        Path binary = src.resolve("go_client");
+        Path log = dir.resolve("go-build.log");
+        ProcessBuilder pb = new ProcessBuilder(go, "build", "-o", binary.toString(), "main.go").directory(src.toFile())
+                .redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("GOCACHE", dir.resolve("go-cache").toString());
+        pb.environment().put("GOPATH", dir.resolve("go-path").toString());
+        pb.environment().put("GOFLAGS", "");
+        pb.environment().put("GO111MODULE", "on");
+        pb.environment().put("GOPROXY", "off");
+        pb.environment().put("GOTOOLCHAIN", "local");
+        pb.environment().put("CGO_ENABLED", "0");
+        Process p;
+        try {
+            p = pb.start();
+        } catch (IOException e) {
+            System.out.println("# go client skipped: " + go + " not found (" + e.getMessage() + ")");
+            return null;
+        }
+        p.getOutputStream().close();
+        if (!p.waitFor(300, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            System.out.println("# go client skipped: go build did not end in 300 s");
+            return null;
+        }
+        if (p.exitValue() != 0 || !Files.isExecutable(binary)) {
+            System.out.println("# go client skipped: go build exit " + p.exitValue() + ": "
+                    + String.join(" / ", Files.readAllLines(log)));
+            return null;
+        }
+        return binary;
+    }
+
+    private static Measured goClient(Path binary, int port, int late, Path dir) throws Exception {
+        Path out = dir.resolve("go.raw");
+        Path stdout = dir.resolve("go.out");
+        Files.deleteIfExists(out);
+        Process p = new ProcessBuilder(binary.toString(), Net.LOOPBACK, Integer.toString(port),
+                Integer.toString(late), out.toString())
+                .redirectErrorStream(true).redirectOutput(stdout.toFile()).start();
+        p.getOutputStream().close();
+        if (!p.waitFor(CLIENT_BOUND_SECONDS + late + 10, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            return new Measured(-1, -1, "go did not end");
+        }
+        Check check = new Check(true);
+        if (Files.exists(out)) {
+            byte[] data = Files.readAllBytes(out);
+            check.feed(data, 0, data.length);
+        }
+        List<String> lines = Files.readAllLines(stdout);
+        String end = lines.isEmpty() ? "no output, exit " + p.exitValue() : lines.get(lines.size() - 1);
+        return check.measured(end);
+    }
+
+    /** Deletes a directory and what it holds (the Go build cache has subdirectories). */
+    private static void deleteTree(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (var paths = Files.walk(dir)) {
+            for (Path p : (Iterable<Path>) paths.sorted(Comparator.reverseOrder())::iterator) {
+                p.toFile().setWritable(true);
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     /** The Netty client: reads after the lateness (auto-read off until then); reports the TlsCloseEvent. */

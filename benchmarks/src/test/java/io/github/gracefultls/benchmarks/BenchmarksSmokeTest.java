@@ -150,7 +150,7 @@ class BenchmarksSmokeTest {
      * a drain of 300 ms. curl and Python run when installed (a missing one fails the run when {@code CI=true}).
      */
     @Test
-    @Timeout(value = 30, unit = TimeUnit.SECONDS)
+    @Timeout(value = 120, unit = TimeUnit.SECONDS)
     void relayTruncationRuns() throws Exception {
         List<RelayTruncation.Client> clients = new ArrayList<>(List.of(RelayTruncation.Client.NETTY,
                 RelayTruncation.Client.SSLSOCKET, RelayTruncation.Client.DIRECT));
@@ -165,10 +165,17 @@ class BenchmarksSmokeTest {
             clients.add(RelayTruncation.Client.PYTHON);
             clients.add(RelayTruncation.Client.PYTHON_STRICT);
         }
+        String go = "go";
+        if (Peers.isCi() || Peers.find(Peers.Program.GO).isPresent()) {
+            go = Peers.require(Peers.Program.GO).toString();
+            clients.add(RelayTruncation.Client.GO);
+        } else {
+            System.out.println("relayTruncationRuns: no go on the PATH, the Go client is skipped");
+        }
         long size = 64 << 10;
         RelayTruncation.Config config = new RelayTruncation.Config(size, List.of(0),
                 List.of(RelayTruncation.Signal.FIN, RelayTruncation.Signal.RESET), List.of(SslProvider.OPENSSL),
-                TlsContexts.TLS_1_3, clients, Duration.ofMillis(300), curl, python);
+                TlsContexts.TLS_1_3, clients, Duration.ofMillis(300), curl, python, go);
         List<RelayTruncation.Row> rows = RelayTruncation.run(config);
         RelayTruncation.print(config, rows);
         assertThat(rows).hasSize(1 + 2 * (clients.size() - 1));
@@ -181,6 +188,13 @@ class BenchmarksSmokeTest {
             }
             if (r.client() == RelayTruncation.Client.NETTY) {
                 assertThat(r.report()).as(label).startsWith("TRUNCATED");
+            }
+            if (r.client() == RelayTruncation.Client.GO) {
+                // What the Go application sees, then what the socket under crypto/tls saw: a bare FIN is io.EOF to
+                // the application, as a close_notify would be.
+                assertThat(r.report()).as(label).isEqualTo(r.signal().equals("FIN")
+                        ? "Read: io.EOF; socket: io.EOF"
+                        : "Read: connection reset by peer; socket: connection reset by peer");
             }
             if (r.client() != RelayTruncation.Client.DIRECT) {
                 assertThat(r.relay()).as(label).contains("backend TRUNCATED");
