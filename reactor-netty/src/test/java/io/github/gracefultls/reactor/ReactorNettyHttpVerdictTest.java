@@ -1,0 +1,195 @@
+package io.github.gracefultls.reactor;
+
+import io.github.gracefultls.GracefulTlsCloseHandler;
+import io.github.gracefultls.TlsCloseEvent;
+import io.github.gracefultls.TlsCloseStatus;
+import io.github.gracefultls.TlsTruncationException;
+import io.github.gracefultls.testing.Tls;
+import io.netty.handler.ssl.SslContext;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import reactor.core.Exceptions;
+import reactor.core.publisher.Mono;
+import reactor.netty.DisposableServer;
+import reactor.netty.http.client.HttpClient;
+import reactor.netty.http.server.HttpServer;
+import reactor.netty.resources.ConnectionProvider;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+/**
+ * The HTTP verdict through Reactor Netty: a body that a peer cut by ending TLS without {@code close_notify} is an
+ * error the application sees, with the module, and what Reactor Netty makes of the same cut without it. The
+ * truncating peers are JDK sockets that drop TCP under the TLS session ({@link RawTlsPeers}).
+ */
+class ReactorNettyHttpVerdictTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(30);
+    private static final int BODY = 102_400;
+    private static final int SENT = 51_200;
+    private static final byte[] PAYLOAD = payload(BODY);
+
+    /** How the truncating server frames its response body. */
+    enum Framing {
+        CLOSE_DELIMITED("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"),
+        CONTENT_LENGTH("HTTP/1.1 200 OK\r\nContent-Length: " + BODY + "\r\n\r\n");
+
+        final String head;
+
+        Framing(String head) {
+            this.head = head;
+        }
+    }
+
+    private final BlockingQueue<TlsClosure> closures = new LinkedBlockingQueue<>();
+    private final List<AutoCloseable> cleanup = new ArrayList<>();
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (int i = cleanup.size() - 1; i >= 0; i--) {
+            cleanup.get(i).close();
+        }
+    }
+
+    private static byte[] payload(int length) {
+        byte[] bytes = new byte[length];
+        for (int i = 0; i < length; i++) {
+            bytes[i] = (byte) ('a' + i % 26);
+        }
+        return bytes;
+    }
+
+    private ReactorNettyTlsClose module() {
+        return ReactorNettyTlsClose.builder()
+                .handler(() -> GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(WAIT).build())
+                .onClose(closures::add)
+                .build();
+    }
+
+    private RawTlsPeers.CuttingServer cuttingServer(Framing framing, boolean clean) throws Exception {
+        RawTlsPeers.CuttingServer server = new RawTlsPeers.CuttingServer(framing.head, PAYLOAD, SENT, clean);
+        cleanup.add(server);
+        return server;
+    }
+
+    private static HttpClient client(int port) {
+        SslContext context = Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3);
+        return HttpClient.create(ConnectionProvider.newConnection())
+                .host("127.0.0.1")
+                .port(port)
+                .secure(spec -> spec.sslContext(context));
+    }
+
+    private static Mono<Integer> bodyLength(HttpClient client) {
+        return client.get().uri("/").responseContent().aggregate().map(b -> b.readableBytes());
+    }
+
+    private TlsClosure nextClosure() throws InterruptedException {
+        TlsClosure c = closures.poll(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        assertThat(c).as("a TLS closure within " + WAIT).isNotNull();
+        return c;
+    }
+
+    /**
+     * The issue's case: a close-delimited response (no Content-Length, {@code Connection: close}) cut after 51,200
+     * of 102,400 bytes by a bare TCP end. Without the module, Reactor Netty's {@code HttpClient} hands the application
+     * the 51,200 bytes as a complete body; with it, the body's {@code Mono} fails with a
+     * {@link TlsTruncationException}.
+     */
+    @Test
+    void cutCloseDelimitedBodyIsAnErrorWithTheModuleAndASuccessWithout() throws Exception {
+        RawTlsPeers.CuttingServer server = cuttingServer(Framing.CLOSE_DELIMITED, false);
+
+        Integer without = bodyLength(client(server.port())).block(WAIT);
+        assertThat(without).as("without the module: the cut body, as a success").isEqualTo(SENT);
+
+        Throwable with = Exceptions.unwrap(
+                catchThrowable(() -> bodyLength(module().apply(client(server.port()))).block(WAIT)));
+        assertThat(with).as("with the module").isInstanceOf(TlsTruncationException.class)
+                .hasMessageContaining("inside an HTTP response body, after " + SENT + " bytes of content")
+                .hasMessageContaining("delimited by the end of the connection");
+        TlsCloseEvent event = nextClosure().event();
+        assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
+        assertThat(event.isMessageCut()).as("%s", event).isTrue();
+    }
+
+    /** A Content-Length body cut short: an error either way; with the module its cause says the TLS end cut it. */
+    @Test
+    void cutContentLengthBodyIsATlsTruncationWithTheModule() throws Exception {
+        RawTlsPeers.CuttingServer server = cuttingServer(Framing.CONTENT_LENGTH, false);
+
+        Throwable without = Exceptions.unwrap(catchThrowable(() -> bodyLength(client(server.port())).block(WAIT)));
+        assertThat(without).as("without the module").isNotNull().isNotInstanceOf(TlsTruncationException.class);
+
+        Throwable with = Exceptions.unwrap(
+                catchThrowable(() -> bodyLength(module().apply(client(server.port()))).block(WAIT)));
+        assertThat(with).as("with the module").isInstanceOf(TlsTruncationException.class)
+                .hasMessageContaining("after " + SENT + " bytes of content of " + BODY + " (Content-Length)");
+        assertThat(nextClosure().event().isMessageCut()).isTrue();
+    }
+
+    /** A clean end (close_notify, then FIN) of the same close-delimited response: the body, complete. */
+    @ParameterizedTest
+    @EnumSource(Framing.class)
+    void cleanEndDeliversTheBodyWithTheModule(Framing framing) throws Exception {
+        RawTlsPeers.CuttingServer server = new RawTlsPeers.CuttingServer(framing.head, PAYLOAD, BODY, true);
+        cleanup.add(server);
+
+        assertThat(bodyLength(module().apply(client(server.port()))).block(WAIT)).isEqualTo(BODY);
+        TlsCloseEvent event = nextClosure().event();
+        assertThat(event.isClean()).as("%s", event).isTrue();
+        assertThat(event.isMessageCut()).as("%s", event).isFalse();
+    }
+
+    /**
+     * A request body cut by a client that drops TCP: the server's {@code receive()} fails with a
+     * {@link TlsTruncationException} with the module; without it, with whatever Reactor Netty makes of a connection
+     * that went away (not a TLS truncation).
+     */
+    @Test
+    void cutRequestBodyIsATlsTruncationOnTheServerWithTheModule() throws Exception {
+        Throwable without = serverReceiving(false);
+        assertThat(without).as("without the module").isNotNull().isNotInstanceOf(TlsTruncationException.class);
+
+        Throwable with = serverReceiving(true);
+        assertThat(with).as("with the module").isInstanceOf(TlsTruncationException.class)
+                .hasMessageContaining("inside an HTTP request body, after " + SENT + " bytes of content of "
+                        + BODY + " (Content-Length)");
+        TlsCloseEvent event = nextClosure().event();
+        assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
+        assertThat(event.isMessageCut()).as("%s", event).isTrue();
+    }
+
+    /** What a server's handler sees of a request body cut after {@link #SENT} bytes: the error of its receive(). */
+    private Throwable serverReceiving(boolean withModule) throws Exception {
+        CompletableFuture<Throwable> seen = new CompletableFuture<>();
+        HttpServer server = HttpServer.create()
+                .host("127.0.0.1")
+                .port(0)
+                .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)))
+                .handle((req, res) -> req.receive().aggregate().asString()
+                        .doOnNext(body -> seen.complete(new AssertionError("a complete body of "
+                                + body.length() + " bytes")))
+                        .doOnError(seen::complete)
+                        .then(res.sendString(Mono.just("done")).then()));
+        DisposableServer bound = (withModule ? module().apply(server) : server).bindNow(WAIT);
+        cleanup.add(() -> bound.disposeNow(WAIT));
+
+        RawTlsPeers.postCutThenDropTcp(bound.port(), "/upload", PAYLOAD, SENT);
+
+        Throwable t = seen.get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
+        assertThat(t).as("the server's receive()").isNotInstanceOf(AssertionError.class);
+        return t;
+    }
+}
