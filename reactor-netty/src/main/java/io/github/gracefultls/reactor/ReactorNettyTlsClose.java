@@ -57,7 +57,7 @@ import java.util.function.Supplier;
  *       {@code HttpClientCodec}), puts an {@link HttpTlsTruncationHandler} right after the codec, under
  *       {@link #HTTP_HANDLER_NAME} (see {@link Builder#httpVerdict}): a request or response body that an unclean
  *       TLS end cut short fails with a {@link TlsTruncationException} saying where, instead of completing:
- *       {@code HttpClient}'s {@code responseContent()} / {@code response((res, body) -> ...)} body, and (through
+ *       {@code HttpClient}'s {@code responseContent()}, and (through
  *       {@link #HTTP_SERVER_ERROR_NAME}) {@code HttpServer}'s {@code receive()}. A body delimited by the end of the
  *       connection is the one Reactor Netty would otherwise deliver cut and complete;</li>
  *   <li>on a client ({@code apply(HttpClient)}, {@code apply(TcpClient)}), once the closure has begun (the peer's
@@ -90,7 +90,8 @@ public final class ReactorNettyTlsClose {
     /**
      * The name of the handler after {@link #HTTP_HANDLER_NAME} on a server, which turns a request cut by an unclean
      * TLS end into an error of the request's {@code receive()}: Reactor Netty's server would take the failed decoder
-     * result for a malformed request, answer {@code 400} and end {@code receive()} without an error.
+     * result for a malformed request, and {@code receive()} would fail only as the connection closes, without the
+     * cause.
      */
     public static final String HTTP_SERVER_ERROR_NAME = "gracefulTlsClose.httpServerError";
 

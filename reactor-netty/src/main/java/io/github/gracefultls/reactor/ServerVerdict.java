@@ -10,10 +10,11 @@ import io.netty.util.ReferenceCountUtil;
 
 /**
  * On a Reactor Netty server, turns the request content that {@link HttpTlsTruncationHandler} failed into an
- * {@code exceptionCaught}. Reactor Netty's server takes a failed decoder result for a malformed request: it answers
- * {@code 400} and completes the request's inbound, so {@code receive()} would end without an error and the handler
- * would never learn the body was cut. An exception reaches its operations ({@code onInboundError}): {@code receive()}
- * fails with the {@link TlsTruncationException}. Right after the {@link HttpTlsTruncationHandler}.
+ * {@code exceptionCaught}. Reactor Netty's server takes a failed decoder result for a malformed request (it answers
+ * {@code 400} and completes the request's operations), and {@code receive()} then fails only when the connection
+ * closes, with an {@code AbortedException} that has lost the cause. An exception reaches the request's operations
+ * ({@code onInboundError}): {@code receive()} fails with the {@link TlsTruncationException}. Right after the
+ * {@link HttpTlsTruncationHandler}.
  */
 @ChannelHandler.Sharable
 final class ServerVerdict extends ChannelInboundHandlerAdapter {
