@@ -17,6 +17,8 @@ import reactor.netty.http.client.HttpClient;
 import reactor.netty.http.server.HttpServer;
 import reactor.netty.resources.ConnectionProvider;
 
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -40,15 +42,39 @@ class ReactorNettyHttpVerdictTest {
     private static final int SENT = 51_200;
     private static final byte[] PAYLOAD = payload(BODY);
 
-    /** How the truncating server frames its response body. */
+    /** How the truncating server frames its response body: the head, and the body as it goes on the wire. */
     enum Framing {
         CLOSE_DELIMITED("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"),
-        CONTENT_LENGTH("HTTP/1.1 200 OK\r\nContent-Length: " + BODY + "\r\n\r\n");
+        CONTENT_LENGTH("HTTP/1.1 200 OK\r\nContent-Length: " + BODY + "\r\n\r\n"),
+        CHUNKED("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+
+        /** Chunks of 1 KiB: 100 for the body, cut after 50 of them (51,200 bytes of content). */
+        private static final int CHUNK = 1024;
 
         final String head;
 
         Framing(String head) {
             this.head = head;
+        }
+
+        /** The whole body as framed on the wire (chunked: with its last chunk). */
+        byte[] wire() {
+            if (this != CHUNKED) {
+                return PAYLOAD;
+            }
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            for (int off = 0; off < BODY; off += CHUNK) {
+                out.writeBytes((Integer.toHexString(CHUNK) + "\r\n").getBytes(StandardCharsets.US_ASCII));
+                out.write(PAYLOAD, off, CHUNK);
+                out.writeBytes("\r\n".getBytes(StandardCharsets.US_ASCII));
+            }
+            out.writeBytes("0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            return out.toByteArray();
+        }
+
+        /** How many bytes of {@link #wire()} carry the first {@link #SENT} bytes of content, whole chunks. */
+        int cutAt() {
+            return this == CHUNKED ? SENT / CHUNK * (Integer.toHexString(CHUNK).length() + 2 + CHUNK + 2) : SENT;
         }
     }
 
@@ -78,7 +104,9 @@ class ReactorNettyHttpVerdictTest {
     }
 
     private RawTlsPeers.CuttingServer cuttingServer(Framing framing, boolean clean) throws Exception {
-        RawTlsPeers.CuttingServer server = new RawTlsPeers.CuttingServer(framing.head, PAYLOAD, SENT, clean);
+        byte[] wire = framing.wire();
+        RawTlsPeers.CuttingServer server = new RawTlsPeers.CuttingServer(framing.head, wire,
+                clean ? wire.length : framing.cutAt(), clean);
         cleanup.add(server);
         return server;
     }
@@ -139,12 +167,26 @@ class ReactorNettyHttpVerdictTest {
         assertThat(nextClosure().event().isMessageCut()).isTrue();
     }
 
-    /** A clean end (close_notify, then FIN) of the same close-delimited response: the body, complete. */
+    /** A chunked body cut after whole chunks: an error either way; with the module, a TLS truncation. */
+    @Test
+    void cutChunkedBodyIsATlsTruncationWithTheModule() throws Exception {
+        RawTlsPeers.CuttingServer server = cuttingServer(Framing.CHUNKED, false);
+
+        Throwable without = Exceptions.unwrap(catchThrowable(() -> bodyLength(client(server.port())).block(WAIT)));
+        assertThat(without).as("without the module").isNotNull().isNotInstanceOf(TlsTruncationException.class);
+
+        Throwable with = Exceptions.unwrap(
+                catchThrowable(() -> bodyLength(module().apply(client(server.port()))).block(WAIT)));
+        assertThat(with).as("with the module").isInstanceOf(TlsTruncationException.class)
+                .hasMessageContaining("after " + SENT + " bytes of content (chunked)");
+        assertThat(nextClosure().event().isMessageCut()).isTrue();
+    }
+
+    /** A clean end (close_notify, then FIN) after the whole response, in each framing: the body, complete. */
     @ParameterizedTest
     @EnumSource(Framing.class)
     void cleanEndDeliversTheBodyWithTheModule(Framing framing) throws Exception {
-        RawTlsPeers.CuttingServer server = new RawTlsPeers.CuttingServer(framing.head, PAYLOAD, BODY, true);
-        cleanup.add(server);
+        RawTlsPeers.CuttingServer server = cuttingServer(framing, true);
 
         assertThat(bodyLength(module().apply(client(server.port()))).block(WAIT)).isEqualTo(BODY);
         TlsCloseEvent event = nextClosure().event();

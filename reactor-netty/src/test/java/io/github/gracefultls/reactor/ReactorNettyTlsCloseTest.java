@@ -4,6 +4,7 @@ import io.github.gracefultls.GracefulTlsCloseHandler;
 import io.github.gracefultls.TlsCloseEvent;
 import io.github.gracefultls.TlsCloseInitiator;
 import io.github.gracefultls.TlsCloseStatus;
+import io.github.gracefultls.testing.TestCertificates;
 import io.github.gracefultls.testing.Tls;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelPipeline;
@@ -14,6 +15,8 @@ import reactor.core.publisher.Mono;
 import reactor.netty.Connection;
 import reactor.netty.DisposableServer;
 import reactor.netty.NettyPipeline;
+import reactor.netty.http.Http2SslContextSpec;
+import reactor.netty.http.HttpProtocol;
 import reactor.netty.http.client.HttpClient;
 import reactor.netty.http.server.HttpServer;
 import reactor.netty.resources.ConnectionProvider;
@@ -179,6 +182,49 @@ class ReactorNettyTlsCloseTest {
                         TlsCloseInitiator.PEER);
         assertThat(fromFlux).allSatisfy(c -> assertThat(c.event().isClean()).as("%s", c).isTrue());
         assertThat(fromFlux).extracting(TlsClosure::channel).extracting(Channel::id).doesNotHaveDuplicates();
+    }
+
+    /**
+     * HTTP/2 over TLS (ALPN): Reactor Netty adds the HTTP codec after the handshake, so there is no HTTP verdict, but
+     * the handler is in place and the closure is handled and reported as on HTTP/1.1.
+     */
+    @Test
+    void http2OverAlpnIsWiredWithoutTheHttpVerdict() throws Exception {
+        BlockingQueue<TlsClosure> closures = new LinkedBlockingQueue<>();
+        ReactorNettyTlsClose module = ReactorNettyTlsClose.builder().handler(ReactorNettyTlsCloseTest::handler)
+                .onClose(closures::add).build();
+        List<ChannelPipeline> serverPipelines = new CopyOnWriteArrayList<>();
+        List<Channel> clientChannels = new CopyOnWriteArrayList<>();
+        DisposableServer server = module.apply(HttpServer.create()
+                        .host("127.0.0.1")
+                        .port(0)
+                        .protocol(HttpProtocol.H2, HttpProtocol.HTTP11)
+                        .secure(spec -> spec.sslContext(Http2SslContextSpec.forServer(
+                                TestCertificates.serverKey(), TestCertificates.serverCertificateChain()))))
+                .doOnChannelInit((observer, ch, remote) -> serverPipelines.add(ch.pipeline()))
+                .handle((req, res) -> res.sendString(Mono.just(req.protocol())))
+                .bindNow(WAIT);
+        cleanup.add(() -> server.disposeNow(WAIT));
+        HttpClient client = module.apply(HttpClient.create(ConnectionProvider.newConnection())
+                .host("127.0.0.1")
+                .port(server.port())
+                .protocol(HttpProtocol.H2)
+                .secure(spec -> spec.sslContext(Http2SslContextSpec.forClient()
+                        .configure(b -> b.trustManager(TestCertificates.caCertificate())))))
+                .doOnChannelInit((observer, ch, remote) -> clientChannels.add(ch));
+
+        assertThat(client.get().uri("/").responseContent().aggregate().asString().block(WAIT)).isEqualTo("HTTP/2.0");
+        // Reactor Netty keeps an HTTP/2 connection open after the response, even without a pool: close it.
+        assertThat(clientChannels).hasSize(1);
+        clientChannels.get(0).close();
+
+        assertThat(serverPipelines).hasSize(1);
+        assertThat(serverPipelines.get(0).names()).contains(ReactorNettyTlsClose.HANDLER_NAME)
+                .doesNotContain(ReactorNettyTlsClose.HTTP_HANDLER_NAME);
+        List<TlsClosure> both = List.of(next(closures), next(closures));
+        assertThat(both).allSatisfy(c -> assertThat(c.event().isClean()).as("%s", c).isTrue());
+        assertThat(both).extracting(c -> c.event().initiator())
+                .containsExactlyInAnyOrder(TlsCloseInitiator.LOCAL, TlsCloseInitiator.PEER);
     }
 
     @Test
