@@ -48,9 +48,9 @@ final class RawTlsPeers {
     }
 
     /**
-     * An HTTP/1.1 server on a thread of its own, one connection at a time: it reads a request head, writes
-     * {@code head} and the first {@code bodyBytes} bytes of {@code body}, then ends the connection, with
-     * {@code close_notify} ({@code clean}) or with a bare FIN under the TLS session.
+     * An HTTP/1.1 server on a thread of its own, one connection at a time, TLSv1.3 or {@code protocol}: it reads a
+     * request head, writes {@code head} and the first {@code bodyBytes} bytes of {@code body}, then ends the
+     * connection, with {@code close_notify} ({@code clean}) or with a bare FIN under the TLS session.
      */
     static final class CuttingServer implements AutoCloseable {
 
@@ -58,6 +58,10 @@ final class RawTlsPeers {
         private final Thread thread;
 
         CuttingServer(String head, byte[] body, int bodyBytes, boolean clean) throws IOException {
+            this(head, body, bodyBytes, clean, Tls.TLS_1_3);
+        }
+
+        CuttingServer(String head, byte[] body, int bodyBytes, boolean clean, String protocol) throws IOException {
             listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
             SSLContext context = jdk(true);
             thread = new Thread(() -> {
@@ -67,6 +71,7 @@ final class RawTlsPeers {
                         SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(plain, null,
                                 plain.getPort(), false);
                         tls.setUseClientMode(false);
+                        tls.setEnabledProtocols(new String[] {protocol});
                         readHead(tls.getInputStream());
                         OutputStream out = tls.getOutputStream();
                         out.write(head.getBytes(StandardCharsets.US_ASCII));
@@ -99,7 +104,7 @@ final class RawTlsPeers {
     /** Sends a request and reads its response's head and body up to {@code expectedTail}, then drops TCP. */
     static String getThenDropTcp(int port, String path, String expectedTail) throws IOException {
         try (Socket plain = connect(port)) {
-            SSLSocket tls = layer(plain, port);
+            SSLSocket tls = layer(plain, port, Tls.TLS_1_3);
             OutputStream out = tls.getOutputStream();
             out.write(("GET " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
                     .getBytes(StandardCharsets.US_ASCII));
@@ -121,11 +126,12 @@ final class RawTlsPeers {
 
     /**
      * Sends the head of a request with a {@code Content-Length} of {@code body.length} and the first
-     * {@code sentBytes} of its body, then drops TCP without close_notify.
+     * {@code sentBytes} of its body over {@code protocol}, then drops TCP without close_notify.
      */
-    static void postCutThenDropTcp(int port, String path, byte[] body, int sentBytes) throws IOException {
+    static void postCutThenDropTcp(int port, String path, byte[] body, int sentBytes, String protocol)
+            throws IOException {
         try (Socket plain = connect(port)) {
-            SSLSocket tls = layer(plain, port);
+            SSLSocket tls = layer(plain, port, protocol);
             OutputStream out = tls.getOutputStream();
             out.write(("POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Length: " + body.length
                     + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
@@ -141,9 +147,9 @@ final class RawTlsPeers {
         return plain;
     }
 
-    private static SSLSocket layer(Socket plain, int port) throws IOException {
+    private static SSLSocket layer(Socket plain, int port, String protocol) throws IOException {
         SSLSocket tls = (SSLSocket) jdk(false).getSocketFactory().createSocket(plain, "localhost", port, false);
-        tls.setEnabledProtocols(new String[] {Tls.TLS_1_3});
+        tls.setEnabledProtocols(new String[] {protocol});
         tls.startHandshake();
         return tls;
     }

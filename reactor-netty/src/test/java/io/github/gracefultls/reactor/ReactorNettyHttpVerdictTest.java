@@ -6,10 +6,12 @@ import io.github.gracefultls.TlsCloseStatus;
 import io.github.gracefultls.TlsTruncationException;
 import io.github.gracefultls.testing.Tls;
 import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 import reactor.core.Exceptions;
 import reactor.core.publisher.Mono;
 import reactor.netty.DisposableServer;
@@ -112,7 +114,11 @@ class ReactorNettyHttpVerdictTest {
     }
 
     private static HttpClient client(int port) {
-        SslContext context = Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3);
+        return client(port, SslProvider.JDK, Tls.TLS_1_3);
+    }
+
+    private static HttpClient client(int port, SslProvider provider, String protocol) {
+        SslContext context = Tls.clientContext(provider, protocol);
         return HttpClient.create(ConnectionProvider.newConnection())
                 .host("127.0.0.1")
                 .port(port)
@@ -135,15 +141,20 @@ class ReactorNettyHttpVerdictTest {
      * the 51,200 bytes as a complete body; with it, the body's {@code Mono} fails with a
      * {@link TlsTruncationException}.
      */
-    @Test
-    void cutCloseDelimitedBodyIsAnErrorWithTheModuleAndASuccessWithout() throws Exception {
-        RawTlsPeers.CuttingServer server = cuttingServer(Framing.CLOSE_DELIMITED, false);
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
+    void cutCloseDelimitedBodyIsAnErrorWithTheModuleAndASuccessWithout(SslProvider provider, String protocol)
+            throws Exception {
+        byte[] wire = Framing.CLOSE_DELIMITED.wire();
+        RawTlsPeers.CuttingServer server = new RawTlsPeers.CuttingServer(Framing.CLOSE_DELIMITED.head, wire,
+                Framing.CLOSE_DELIMITED.cutAt(), false, protocol);
+        cleanup.add(server);
 
-        Integer without = bodyLength(client(server.port())).block(WAIT);
+        Integer without = bodyLength(client(server.port(), provider, protocol)).block(WAIT);
         assertThat(without).as("without the module: the cut body, as a success").isEqualTo(SENT);
 
-        Throwable with = Exceptions.unwrap(
-                catchThrowable(() -> bodyLength(module().apply(client(server.port()))).block(WAIT)));
+        Throwable with = Exceptions.unwrap(catchThrowable(
+                () -> bodyLength(module().apply(client(server.port(), provider, protocol))).block(WAIT)));
         assertThat(with).as("with the module").isInstanceOf(TlsTruncationException.class)
                 .hasMessageContaining("inside an HTTP response body, after " + SENT + " bytes of content")
                 .hasMessageContaining("delimited by the end of the connection");
@@ -199,12 +210,14 @@ class ReactorNettyHttpVerdictTest {
      * {@link TlsTruncationException} with the module; without it, with whatever Reactor Netty makes of a connection
      * that went away (not a TLS truncation).
      */
-    @Test
-    void cutRequestBodyIsATlsTruncationOnTheServerWithTheModule() throws Exception {
-        Throwable without = serverReceiving(false);
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("io.github.gracefultls.testing.Tls#providersAndProtocols")
+    void cutRequestBodyIsATlsTruncationOnTheServerWithTheModule(SslProvider provider, String protocol)
+            throws Exception {
+        Throwable without = serverReceiving(false, provider, protocol);
         assertThat(without).as("without the module").isNotNull().isNotInstanceOf(TlsTruncationException.class);
 
-        Throwable with = serverReceiving(true);
+        Throwable with = serverReceiving(true, provider, protocol);
         assertThat(with).as("with the module").isInstanceOf(TlsTruncationException.class)
                 .hasMessageContaining("inside an HTTP request body, after " + SENT + " bytes of content of "
                         + BODY + " (Content-Length)");
@@ -214,12 +227,12 @@ class ReactorNettyHttpVerdictTest {
     }
 
     /** What a server's handler sees of a request body cut after {@link #SENT} bytes: the error of its receive(). */
-    private Throwable serverReceiving(boolean withModule) throws Exception {
+    private Throwable serverReceiving(boolean withModule, SslProvider provider, String protocol) throws Exception {
         CompletableFuture<Throwable> seen = new CompletableFuture<>();
         HttpServer server = HttpServer.create()
                 .host("127.0.0.1")
                 .port(0)
-                .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)))
+                .secure(spec -> spec.sslContext(Tls.serverContext(provider, protocol)))
                 .handle((req, res) -> req.receive().aggregate().asString()
                         .doOnNext(body -> seen.complete(new AssertionError("a complete body of "
                                 + body.length() + " bytes")))
@@ -228,7 +241,7 @@ class ReactorNettyHttpVerdictTest {
         DisposableServer bound = (withModule ? module().apply(server) : server).bindNow(WAIT);
         cleanup.add(() -> bound.disposeNow(WAIT));
 
-        RawTlsPeers.postCutThenDropTcp(bound.port(), "/upload", PAYLOAD, SENT);
+        RawTlsPeers.postCutThenDropTcp(bound.port(), "/upload", PAYLOAD, SENT, protocol);
 
         Throwable t = seen.get(WAIT.toMillis(), TimeUnit.MILLISECONDS);
         assertThat(t).as("the server's receive()").isNotInstanceOf(AssertionError.class);
