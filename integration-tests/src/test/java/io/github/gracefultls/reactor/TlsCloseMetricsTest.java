@@ -90,15 +90,17 @@ class TlsCloseMetricsTest {
     void countsClosuresPerStatusAndInitiator() throws Exception {
         TlsCloseMetrics metrics = new TlsCloseMetrics(registry);
         List<GracefulTlsCloseHandler> serverHandlers = new CopyOnWriteArrayList<>();
-        server = HttpServer.create()
-                .host("127.0.0.1")
-                .port(0)
-                .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(() -> {
+        server = ReactorNettyTlsClose.builder()
+                .handler(() -> {
                     GracefulTlsCloseHandler handler = handler();
                     serverHandlers.add(handler);
                     return handler;
-                }, e -> { }))
+                })
+                .build()
+                .apply(HttpServer.create()
+                        .host("127.0.0.1")
+                        .port(0)
+                        .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3))))
                 // After the closure handler: it sees the TlsCloseEvent before Reactor Netty's bridge swallows it.
                 .doOnChannelInit((observer, channel, remote) -> {
                     if (channel.pipeline().get(ReactorNettyTlsClose.HANDLER_NAME) != null) {
@@ -109,11 +111,11 @@ class TlsCloseMetricsTest {
                         .get("/hello", (req, res) -> res.sendString(Mono.just("hello")))
                         .get("/bye", (req, res) -> res.keepAlive(false).sendString(Mono.just("bye"))))
                 .bindNow(WAIT);
-        HttpClient client = HttpClient.create(ConnectionProvider.newConnection())
-                .host("127.0.0.1")
-                .port(server.port())
-                .secure(spec -> spec.sslContext(Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(TlsCloseMetricsTest::handler, e -> { }));
+        HttpClient client = ReactorNettyTlsClose.builder().handler(TlsCloseMetricsTest::handler).build()
+                .apply(HttpClient.create(ConnectionProvider.newConnection())
+                        .host("127.0.0.1")
+                        .port(server.port())
+                        .secure(spec -> spec.sslContext(Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3))));
 
         // Two clean closures begun by the client (a new connection per request, closed after the response).
         for (int i = 0; i < 2; i++) {
@@ -124,7 +126,7 @@ class TlsCloseMetricsTest {
         assertThat(client.get().uri("/bye").responseContent().aggregate().asString().block(WAIT))
                 .isEqualTo("bye");
         // One truncation: the client drops TCP without close_notify.
-        assertThat(ReactorNettyTest.RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
+        assertThat(RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
 
         awaitClosures(serverHandlers, 4);
         assertThat(count(TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER)).isEqualTo(2);
