@@ -156,8 +156,12 @@ class SpringCloudGatewayTlsCloseTest {
         try (PeerProcess p = PeerProcess.start("curl", List.of(curl, "--silent", "--show-error", http,
                 "--cacert", pem.caCertificate().toString(), "--resolve", TestCertificates.HOSTNAME + ":" + port
                         + ":127.0.0.1", "--max-time", "20", "--output", output.toString(),
+                "--dump-header", dir.resolve("head").toString(),
                 "https://" + TestCertificates.HOSTNAME + ":" + port + ScriptedUpstream.path(framing, end)), dir)) {
-            return p.awaitExit(AWAIT);
+            int exit = p.awaitExit(AWAIT);
+            System.out.printf("curl %s %s: %s%n", http, ScriptedUpstream.path(framing, end),
+                    Files.readString(dir.resolve("head")).replace("\r\n", " | "));
+            return exit;
         }
     }
 }
