@@ -1,5 +1,6 @@
 package io.github.gracefultls.gateway;
 
+import io.github.gracefultls.testing.TestCertificates;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.WebApplicationType;
@@ -31,12 +32,29 @@ public class GatewayApplication {
         }
     }
 
-    /** Starts a gateway in front of {@code upstream} (an https URI), with or without the module. */
+    /**
+     * Starts a gateway in front of {@code upstream} (an https URI), with or without the module, its TLS from
+     * {@link GracefulTlsGatewayConfiguration}'s customizers.
+     */
     static Running start(String upstream, boolean gracefulTls) {
+        return start(upstream, "gateway-tests.graceful-tls=" + gracefulTls);
+    }
+
+    /** Starts a gateway with the module, its TLS from Spring's properties with the PEM files in {@code pem}. */
+    static Running startWithTlsProperties(String upstream, TestCertificates.PemFiles pem) {
+        return start(upstream, "gateway-tests.graceful-tls=true", "gateway-tests.tls-from-properties=true",
+                "server.ssl.certificate=file:" + pem.certificateChain(),
+                "server.ssl.certificate-private-key=file:" + pem.privateKey(),
+                "spring.cloud.gateway.server.webflux.httpclient.ssl.trusted-x509-certificates=file:"
+                        + pem.caCertificate());
+    }
+
+    private static Running start(String upstream, String... properties) {
         ConfigurableApplicationContext context = new SpringApplicationBuilder(GatewayApplication.class)
                 .web(WebApplicationType.REACTIVE)
                 .properties("server.port=0", "server.address=127.0.0.1", "spring.main.banner-mode=off",
-                        "gateway-tests.upstream=" + upstream, "gateway-tests.graceful-tls=" + gracefulTls)
+                        "gateway-tests.upstream=" + upstream)
+                .properties(properties)
                 .run();
         int port = ((ReactiveWebServerApplicationContext) context).getWebServer().getPort();
         return new Running(context, port);

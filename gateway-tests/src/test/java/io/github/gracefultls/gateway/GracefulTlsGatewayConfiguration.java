@@ -21,7 +21,9 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * verdict after its HTTP/1.1 codec.
  *
  * <p>With {@code gateway-tests.graceful-tls=false} the same TLS is configured without the module: the "before" of
- * the docs' table. The test certificates stand for the application's own.
+ * the docs' table. With {@code gateway-tests.tls-from-properties=true} the customizers only add the module, and
+ * the TLS comes from Spring's properties ({@code server.ssl.*}, the gateway's {@code httpclient.ssl.*}). The test
+ * certificates stand for the application's own.
  */
 @Configuration(proxyBeanMethods = false)
 public class GracefulTlsGatewayConfiguration {
@@ -37,10 +39,11 @@ public class GracefulTlsGatewayConfiguration {
     /** The frontend: TLS with the application's certificate, then the module. */
     @Bean
     WebServerFactoryCustomizer<NettyReactiveWebServerFactory> frontendTls(ReactorNettyTlsClose tlsClose,
-            @Value("${gateway-tests.graceful-tls:true}") boolean gracefulTls) {
+            @Value("${gateway-tests.graceful-tls:true}") boolean gracefulTls,
+            @Value("${gateway-tests.tls-from-properties:false}") boolean tlsFromProperties) {
         SslContext serverTls = Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3);
         return factory -> factory.addServerCustomizers(server -> {
-            var secured = server.secure(spec -> spec.sslContext(serverTls));
+            var secured = tlsFromProperties ? server : server.secure(spec -> spec.sslContext(serverTls));
             return gracefulTls ? tlsClose.apply(secured) : secured;
         });
     }
@@ -48,10 +51,11 @@ public class GracefulTlsGatewayConfiguration {
     /** The upstream client: TLS trusting the upstream's CA, then the module. Runs after the gateway's own settings. */
     @Bean
     HttpClientCustomizer upstreamTls(ReactorNettyTlsClose tlsClose,
-            @Value("${gateway-tests.graceful-tls:true}") boolean gracefulTls) {
+            @Value("${gateway-tests.graceful-tls:true}") boolean gracefulTls,
+            @Value("${gateway-tests.tls-from-properties:false}") boolean tlsFromProperties) {
         SslContext clientTls = Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3);
         return client -> {
-            var secured = client.secure(spec -> spec.sslContext(clientTls));
+            var secured = tlsFromProperties ? client : client.secure(spec -> spec.sslContext(clientTls));
             return gracefulTls ? tlsClose.apply(secured) : secured;
         };
     }

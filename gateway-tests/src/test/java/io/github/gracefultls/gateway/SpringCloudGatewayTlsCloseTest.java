@@ -42,6 +42,7 @@ class SpringCloudGatewayTlsCloseTest {
     private static ScriptedUpstream upstream;
     private static GatewayApplication.Running withModule;
     private static GatewayApplication.Running withoutModule;
+    private static GatewayApplication.Running withModuleTlsFromProperties;
     private static TestCertificates.PemFiles pem;
 
     @BeforeAll
@@ -51,6 +52,7 @@ class SpringCloudGatewayTlsCloseTest {
         withModule = GatewayApplication.start(upstream.uri(), true);
         withoutModule = GatewayApplication.start(upstream.uri(), false);
         pem = TestCertificates.writePemFiles(dir);
+        withModuleTlsFromProperties = GatewayApplication.startWithTlsProperties(upstream.uri(), pem);
     }
 
     @AfterAll
@@ -60,6 +62,9 @@ class SpringCloudGatewayTlsCloseTest {
         }
         if (withoutModule != null) {
             withoutModule.close();
+        }
+        if (withModuleTlsFromProperties != null) {
+            withModuleTlsFromProperties.close();
         }
         if (upstream != null) {
             upstream.close();
@@ -78,13 +83,18 @@ class SpringCloudGatewayTlsCloseTest {
                 v)));
     }
 
-    @ParameterizedTest(name = "{0} {1}")
-    @MethodSource("cases")
-    void nettyClientThroughTheGatewayWithTheModule(Framing framing, End end) throws Exception {
+    static Stream<Arguments> tlsConfigurationsAndCases() {
+        return Stream.of("customizers", "properties").flatMap(t -> cases().map(a -> Arguments.of(a.get()[0],
+                a.get()[1], t)));
+    }
+
+    @ParameterizedTest(name = "TLS from {2}: {0} {1}")
+    @MethodSource("tlsConfigurationsAndCases")
+    void nettyClientThroughTheGatewayWithTheModule(Framing framing, End end, String tlsFrom) throws Exception {
         GracefulTlsGatewayConfiguration.CLOSURES.clear();
-        GatewayClient.Received received = GatewayClient.get(group, withModule.port(), ScriptedUpstream.path(framing,
-                end), AWAIT);
-        System.out.printf("with the module, %s %s: %s%n", framing, end, received);
+        int port = tlsFrom.equals("customizers") ? withModule.port() : withModuleTlsFromProperties.port();
+        GatewayClient.Received received = GatewayClient.get(group, port, ScriptedUpstream.path(framing, end), AWAIT);
+        System.out.printf("with the module, TLS from %s, %s %s: %s%n", tlsFrom, framing, end, received);
         if (end == End.CLEAN) {
             assertThat(received.complete()).as("%s", received).isTrue();
             assertThat(received.status()).isEqualTo(200);
