@@ -57,15 +57,17 @@ class TlsCloseMetricsTest {
 
         List<GracefulTlsCloseHandler> serverHandlers = new CopyOnWriteArrayList<>();
         List<GracefulTlsCloseHandler> clientHandlers = new CopyOnWriteArrayList<>();
-        server = HttpServer.create()
-                .host("127.0.0.1")
-                .port(0)
-                .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(() -> {
+        server = ReactorNettyTlsClose.builder()
+                .handler(() -> {
                     GracefulTlsCloseHandler handler = handler();
                     serverHandlers.add(handler);
                     return handler;
-                }, e -> { }))
+                })
+                .build()
+                .apply(HttpServer.create()
+                        .host("127.0.0.1")
+                        .port(0)
+                        .secure(spec -> spec.sslContext(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3))))
                 // After the closure handler: it sees the TlsCloseEvent before Reactor Netty's bridge swallows it.
                 .doOnChannelInit((observer, channel, remote) -> {
                     if (channel.pipeline().get(ReactorNettyTlsClose.HANDLER_NAME) != null) {
@@ -77,15 +79,18 @@ class TlsCloseMetricsTest {
                         .get("/hello", (req, res) -> res.sendString(Mono.just("hello")))
                         .get("/bye", (req, res) -> res.keepAlive(false).sendString(Mono.just("bye"))))
                 .bindNow(WAIT);
-        HttpClient client = HttpClient.create(ConnectionProvider.newConnection())
-                .host("127.0.0.1")
-                .port(server.port())
-                .secure(spec -> spec.sslContext(Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(() -> {
+        HttpClient client = ReactorNettyTlsClose.builder()
+                .handler(() -> {
                     GracefulTlsCloseHandler handler = handler();
                     clientHandlers.add(handler);
                     return handler;
-                }, clientMetrics::record));
+                })
+                .onClose(closure -> clientMetrics.record(closure.event()))
+                .build()
+                .apply(HttpClient.create(ConnectionProvider.newConnection())
+                        .host("127.0.0.1")
+                        .port(server.port())
+                        .secure(spec -> spec.sslContext(Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3))));
 
         // Two clean closures begun by the client (a new connection per request, closed after the response).
         for (int i = 0; i < 2; i++) {
@@ -96,7 +101,7 @@ class TlsCloseMetricsTest {
         assertThat(client.get().uri("/bye").responseContent().aggregate().asString().block(WAIT))
                 .isEqualTo("bye");
         // One truncation: a client without the handler drops TCP without close_notify.
-        assertThat(ReactorNettyTest.RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
+        assertThat(RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
 
         awaitClosures(serverHandlers, 4);
         awaitClosures(clientHandlers, 3);

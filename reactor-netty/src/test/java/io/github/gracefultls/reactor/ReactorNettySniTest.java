@@ -37,8 +37,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * Reactor Netty's {@code HttpServer} with SNI mappings ({@code SslProvider.Builder.addSniMapping}): two host names,
- * each with its own certificate, and the handler wired as in the plain case ({@link ReactorNettyTlsClose}), after the
- * {@code SniHandler} Reactor Netty puts in place. curl asks for each name ({@code --resolve}), verifies the
+ * each with its own certificate, and the handler wired as in the plain case ({@link ReactorNettyTlsClose#apply}),
+ * after the {@code SniHandler} Reactor Netty puts in place. curl asks for each name ({@code --resolve}), verifies the
  * certificate against it, and gets a response naming the certificate the server used; the server's outcome is read
  * per connection, next to that name.
  */
@@ -100,14 +100,16 @@ class ReactorNettySniTest {
         SslContext alpha = context(ALPHA, provider, protocol);
         SslContext beta = context(BETA, provider, protocol);
         Map<String, Channel> channelByHost = new ConcurrentHashMap<>();
-        DisposableServer server = HttpServer.create()
+        ReactorNettyTlsClose module = ReactorNettyTlsClose.builder()
+                .handler(() -> GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(DEADLINE).build())
+                .onClose(c -> outcome(c.channel()).complete(c.event()))
+                .build();
+        DisposableServer server = module.apply(HttpServer.create()
                 .host("127.0.0.1")
                 .port(0)
                 .secure(spec -> spec.sslContext(defaultContext)
                         .addSniMapping(ALPHA, s -> s.sslContext(alpha))
-                        .addSniMapping(BETA, s -> s.sslContext(beta)))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(() -> GracefulTlsCloseHandler.builder()
-                        .closeNotifyReadTimeout(DEADLINE).build(), (ch, event) -> outcome(ch).complete(event)))
+                        .addSniMapping(BETA, s -> s.sslContext(beta))))
                 .route(routes -> routes.get("/who", (req, res) -> {
                     String[] subject = new String[1];
                     req.withConnection(c -> {

@@ -9,7 +9,6 @@ import io.github.gracefultls.testing.Tls;
 import io.netty.channel.Channel;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
-import io.netty.handler.ssl.JdkSslContext;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslHandler;
 import io.netty.handler.ssl.SslProvider;
@@ -30,13 +29,6 @@ import reactor.netty.http.server.HttpServer;
 import reactor.netty.resources.ConnectionProvider;
 import reactor.netty.resources.LoopResources;
 
-import javax.net.ssl.SSLSocket;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -54,7 +46,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 /**
  * {@link GracefulTlsCloseHandler} in Reactor Netty 1.3 ({@code HttpServer}, {@code HttpClient}), wired with
- * {@link ReactorNettyTlsClose#gracefulTlsClose}: which of Reactor Netty's close paths go through the handler (all
+ * {@link ReactorNettyTlsClose#apply}: which of Reactor Netty's close paths go through the handler (all
  * that call {@code channel.close()} or {@code ctx.close()} from a handler after ours) and which bypass it (an event
  * loop shut down under open connections closes them through {@code Channel.Unsafe}).
  */
@@ -91,11 +83,10 @@ class ReactorNettyTest {
     }
 
     private HttpServer server(SslContext serverContext, Supplier<GracefulTlsCloseHandler> handlers) {
-        return HttpServer.create()
+        return module(handlers, serverEvents).apply(HttpServer.create()
                 .host("127.0.0.1")
                 .port(0)
-                .secure(spec -> spec.sslContext(serverContext))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(handlers, serverEvents::add))
+                .secure(spec -> spec.sslContext(serverContext)))
                 .doOnChannelInit((observer, ch, remote) -> serverChannels.add(ch))
                 .childObserve((connection, state) -> {
                     // ChannelOperations.terminate(): the operations are detached, then DISCONNECTING is signalled.
@@ -106,6 +97,11 @@ class ReactorNettyTest {
                 .route(routes -> routes
                         .get("/hello", (req, res) -> res.sendString(Mono.just("hello")))
                         .get("/bye", (req, res) -> res.keepAlive(false).sendString(Mono.just("bye"))));
+    }
+
+    private static ReactorNettyTlsClose module(Supplier<GracefulTlsCloseHandler> handlers,
+                                               BlockingQueue<TlsCloseEvent> events) {
+        return ReactorNettyTlsClose.builder().handler(handlers).onClose(c -> events.add(c.event())).build();
     }
 
     private static GracefulTlsCloseHandler handler() {
@@ -120,11 +116,10 @@ class ReactorNettyTest {
     }
 
     private HttpClient client(ConnectionProvider provider, DisposableServer server, SslContext clientContext) {
-        return HttpClient.create(provider)
+        return module(ReactorNettyTest::handler, clientEvents).apply(HttpClient.create(provider)
                 .host("127.0.0.1")
                 .port(server.port())
-                .secure(spec -> spec.sslContext(clientContext))
-                .doOnChannelInit(ReactorNettyTlsClose.gracefulTlsClose(ReactorNettyTest::handler, clientEvents::add))
+                .secure(spec -> spec.sslContext(clientContext)))
                 .doOnChannelInit((observer, ch, remote) -> clientChannels.add(ch));
     }
 
@@ -175,8 +170,14 @@ class ReactorNettyTest {
             int ssl = names.indexOf(NettyPipeline.SslHandler);
             assertThat(ssl).as("%s", names).isNotNegative();
             assertThat(names.get(ssl + 1)).as("%s", names).isEqualTo(ReactorNettyTlsClose.HANDLER_NAME);
-            assertThat(names.indexOf(NettyPipeline.ReactiveBridge)).as("%s", names).isGreaterThan(ssl + 1);
+            int codec = names.indexOf(NettyPipeline.HttpCodec);
+            assertThat(codec).as("%s", names).isGreaterThan(ssl + 1);
+            assertThat(names.get(codec + 1)).as("%s", names).isEqualTo(ReactorNettyTlsClose.HTTP_HANDLER_NAME);
+            assertThat(names.indexOf(NettyPipeline.ReactiveBridge)).as("%s", names).isGreaterThan(codec + 1);
         }
+        List<String> serverNames = only(serverChannels).pipeline().names();
+        assertThat(serverNames.get(serverNames.indexOf(ReactorNettyTlsClose.HTTP_HANDLER_NAME) + 1))
+                .as("%s", serverNames).isEqualTo(ReactorNettyTlsClose.HTTP_SERVER_ERROR_NAME);
     }
 
     /**
@@ -405,47 +406,13 @@ class ReactorNettyTest {
     void clientDroppingTcpIsReportedAsTruncated() throws Exception {
         DisposableServer server = bind(server(Tls.serverContext(Tls.Provider.JDK, Tls.TLS_1_3)));
 
-        assertThat(RawTlsClient.getThenDropTcp(server.port(), "/hello")).contains("hello");
+        assertThat(RawTlsPeers.getThenDropTcp(server.port(), "/hello", "hello")).contains("hello");
 
         TlsCloseEvent e = next(serverEvents);
         assertThat(e.status()).as("%s", e).isEqualTo(TlsCloseStatus.TRUNCATED);
         assertThat(e.initiator()).as("%s", e).isEqualTo(TlsCloseInitiator.PEER);
         assertThat(e.cause()).as("%s", e).isNotNull();
-    }
-
-    /** A JDK {@link SSLSocket} over a plain socket, which can end the transport without close_notify. */
-    static final class RawTlsClient {
-
-        private RawTlsClient() {
-        }
-
-        /** Sends one request, reads the response, then closes the TCP socket under the TLS session. */
-        static String getThenDropTcp(int port, String path) throws IOException {
-            SslContext netty = Tls.clientContext(Tls.Provider.JDK, Tls.TLS_1_3);
-            javax.net.ssl.SSLContext jdk = ((JdkSslContext) netty).context();
-            try (Socket plain = new Socket()) {
-                plain.connect(new InetSocketAddress("127.0.0.1", port), 10_000);
-                plain.setSoTimeout(10_000);
-                SSLSocket tls = (SSLSocket) jdk.getSocketFactory().createSocket(plain, "localhost", port, false);
-                tls.setEnabledProtocols(new String[] {Tls.TLS_1_3});
-                tls.startHandshake();
-                OutputStream out = tls.getOutputStream();
-                out.write(("GET " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
-                        .getBytes(StandardCharsets.US_ASCII));
-                out.flush();
-                InputStream in = tls.getInputStream();
-                StringBuilder response = new StringBuilder();
-                byte[] buf = new byte[4096];
-                while (!response.toString().endsWith("hello")) {
-                    int n = in.read(buf);
-                    if (n < 0) {
-                        break;
-                    }
-                    response.append(new String(buf, 0, n, StandardCharsets.US_ASCII));
-                }
-                return response.toString();
-                // plain.close(): a FIN, no close_notify.
-            }
-        }
+        // After a complete exchange: the HTTP verdict's marks say no message was cut.
+        assertThat(e.isMessageCut()).as("%s", e).isFalse();
     }
 }
