@@ -619,13 +619,21 @@ public final class RelayTruncation implements Callable<Integer> {
         Path out = dir.resolve("python.raw");
         Path stdout = dir.resolve("python.out");
         Files.deleteIfExists(out);
-        Process p = new ProcessBuilder(python, script.toString(), Net.LOOPBACK, Integer.toString(port),
-                Integer.toString(late), strict ? "strict" : "default", out.toString())
-                .redirectErrorStream(true).redirectOutput(stdout.toFile()).start();
+        return runSavingClient("python", List.of(python, script.toString(), Net.LOOPBACK, Integer.toString(port),
+                Integer.toString(late), strict ? "strict" : "default", out.toString()), out, stdout, late);
+    }
+
+    /**
+     * Runs a client that saves the body it read to {@code out} and prints how its stream ended as its last line;
+     * checks the body's bytes.
+     */
+    private static Measured runSavingClient(String name, List<String> command, Path out, Path stdout, int late)
+            throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(stdout.toFile()).start();
         p.getOutputStream().close();
         if (!p.waitFor(CLIENT_BOUND_SECONDS + late + 10, TimeUnit.SECONDS)) {
             p.destroyForcibly();
-            return new Measured(-1, -1, "python did not end");
+            return new Measured(-1, -1, name + " did not end");
         }
         Check check = new Check(true);
         if (Files.exists(out)) {
@@ -769,22 +777,8 @@ public final class RelayTruncation implements Callable<Integer> {
         Path out = dir.resolve("go.raw");
         Path stdout = dir.resolve("go.out");
         Files.deleteIfExists(out);
-        Process p = new ProcessBuilder(binary.toString(), Net.LOOPBACK, Integer.toString(port),
-                Integer.toString(late), out.toString())
-                .redirectErrorStream(true).redirectOutput(stdout.toFile()).start();
-        p.getOutputStream().close();
-        if (!p.waitFor(CLIENT_BOUND_SECONDS + late + 10, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            return new Measured(-1, -1, "go did not end");
-        }
-        Check check = new Check(true);
-        if (Files.exists(out)) {
-            byte[] data = Files.readAllBytes(out);
-            check.feed(data, 0, data.length);
-        }
-        List<String> lines = Files.readAllLines(stdout);
-        String end = lines.isEmpty() ? "no output, exit " + p.exitValue() : lines.get(lines.size() - 1);
-        return check.measured(end);
+        return runSavingClient("go", List.of(binary.toString(), Net.LOOPBACK, Integer.toString(port),
+                Integer.toString(late), out.toString()), out, stdout, late);
     }
 
     /** Deletes a directory and what it holds (the Go build cache has subdirectories). */

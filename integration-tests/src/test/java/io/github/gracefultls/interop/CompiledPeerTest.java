@@ -253,17 +253,7 @@ abstract class CompiledPeerTest extends InteropTest {
         Endpoint ours = acceptAndAnswer(server, client, id);
         client.awaitStdout(id + " ok=1", AWAIT); // our OK was read: the truncation comes after whole records
 
-        truncate(ours);
-
-        TlsCloseEvent event = ours.awaitEvent();
-        InteropReport.observe(describe(event));
-        Map<String, String> peer = report(client, id);
-        assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
-        ours.assertClosedWithOneEvent();
-        assertThat(peer).as("a FIN without close_notify, at a record boundary; the peer's report %s", peer)
-                .containsEntry("peer-end", "eof").containsEntry("raw-end", "boundary")
-                .doesNotContainKey("sent");
-        assertPeerReportOfOurTruncation(peer);
+        truncateAndAssertThePeerSawIt(ours, client, id);
     }
 
     @ParameterizedTest(name = "{0}, {1}")
@@ -360,17 +350,7 @@ abstract class CompiledPeerTest extends InteropTest {
         String id = newId();
         Endpoint ours = connectAndHello(cell, server, id, "await-close");
 
-        truncate(ours);
-
-        TlsCloseEvent event = ours.awaitEvent();
-        InteropReport.observe(describe(event));
-        Map<String, String> peer = report(server, id);
-        assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
-        ours.assertClosedWithOneEvent();
-        assertThat(peer).as("a FIN without close_notify, at a record boundary; the peer's report %s", peer)
-                .containsEntry("peer-end", "eof").containsEntry("raw-end", "boundary")
-                .doesNotContainKey("sent");
-        assertPeerReportOfOurTruncation(peer);
+        truncateAndAssertThePeerSawIt(ours, server, id);
     }
 
     @ParameterizedTest(name = "{0}, {1}")
@@ -409,5 +389,20 @@ abstract class CompiledPeerTest extends InteropTest {
         assertThat(peer).containsEntry("sent", "fin");
         assertPeerSawCloseNotify(peer, "we still say goodbye after the server's FIN");
         assertBytes(ours.rec.receivedBytes(), ascii("OK " + id + "\n"), "what the server sent");
+    }
+
+    /** We end with a FIN below TLS: our event is TRUNCATED, and the peer reports an end without close_notify. */
+    private void truncateAndAssertThePeerSawIt(Endpoint ours, PeerProcess peerProcess, String id) throws Exception {
+        truncate(ours);
+
+        TlsCloseEvent event = ours.awaitEvent();
+        InteropReport.observe(describe(event));
+        Map<String, String> peer = report(peerProcess, id);
+        assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
+        ours.assertClosedWithOneEvent();
+        assertThat(peer).as("a FIN without close_notify, at a record boundary; the peer's report %s", peer)
+                .containsEntry("peer-end", "eof").containsEntry("raw-end", "boundary")
+                .doesNotContainKey("sent");
+        assertPeerReportOfOurTruncation(peer);
     }
 }
