@@ -182,7 +182,10 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
         } else if (evt instanceof ChannelInputShutdownEvent && tls == null) {
             inputEndedCleanly();
         } else if (evt instanceof SslHandshakeCompletionEvent && !((SslHandshakeCompletionEvent) evt).isSuccess()) {
-            setEnd(TlsCloseRelay.End.FAILED, ((SslHandshakeCompletionEvent) evt).cause());
+            // No session, so no outcome will come, and a FIN from the peer after its alert never ends a half-closing
+            // side: end it now, and tell the other side's peer, which may be waiting for us to speak first.
+            inputEndedBadly(TlsCloseRelay.End.FAILED, ((SslHandshakeCompletionEvent) evt).cause());
+            reset();
         }
         ctx.fireUserEventTriggered(evt);
     }

@@ -7,6 +7,7 @@ import io.netty.channel.Channel;
 import io.netty.handler.ssl.SslProvider;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.IOException;
@@ -138,6 +139,29 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
         assertThat(outcome.backendEvent().isMessageCut()).as("%s", outcome).isFalse();
         assertThat(outcome.toString()).as("%s", outcome).contains(", backend ABORTED TlsCloseEvent(FAILED, LOCAL, -, ")
                 .contains(", between messages, IOException: relay aborted: the frontend ended TRUNCATED))");
+        assertBothClosed(proxy);
+    }
+
+    /**
+     * The upstream's handshake fails (its server speaks TLS 1.2 only, the backend asks for 1.3): a client that waits
+     * for the server to speak first must not wait for ever. The upstream answers with an alert and a FIN, which a
+     * half-closing TLS side without a session never reports as an end: the relay ends the backend at the failure,
+     * and the client sees a truncation.
+     */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(value = SslProvider.class, names = {"JDK", "OPENSSL"})
+    void aFailedUpstreamHandshakeEndsTheClientsConnection(SslProvider provider) throws Exception {
+        UpstreamServer only12 = startUpstream(Upstream.TLS, provider, Tls.TLS_1_2, GracefulTlsCloseHandler::new);
+        UpstreamServer asking13 = new UpstreamServer(Upstream.TLS, provider, Tls.TLS_1_3, only12.peer);
+        Proxy proxy = startProxy(provider, Tls.TLS_1_3, asking13, GracefulTlsCloseHandler::new);
+        Client client = connect(provider, Tls.TLS_1_3, proxy, new GracefulTlsCloseHandler());
+
+        TlsCloseEvent clientEvent = client.rec.awaitEvent(TlsCloseEvent.class, AWAIT); // it never writes
+        assertThat(clientEvent.status()).as("%s", clientEvent).isEqualTo(TlsCloseStatus.TRUNCATED);
+        TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
+        assertThat(outcome.backendEnd()).as("%s", outcome).isEqualTo(TlsCloseRelay.End.FAILED);
+        assertThat(outcome.backendCause()).as("%s", outcome).isInstanceOf(javax.net.ssl.SSLException.class);
+        assertThat(outcome.backendEvent()).as("%s", outcome).isNull();
         assertBothClosed(proxy);
     }
 

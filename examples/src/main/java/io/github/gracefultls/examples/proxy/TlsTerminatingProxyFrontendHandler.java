@@ -7,7 +7,6 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelOption;
-import io.netty.handler.ssl.SslHandler;
 
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
@@ -17,7 +16,7 @@ import java.util.function.BiConsumer;
  * Once the client's channel is active, connects the upstream on the same event loop, with auto-read off and
  * half-closure on as for the client, links the two with {@link TlsCloseRelay}, and leaves the pipeline. A client
  * whose upstream cannot be reached, or whose TLS upstream fails its handshake, gets a reset, not a clean, empty
- * response, and at once, even if it waits for the server to speak first.
+ * response, within the relay's drain period, even if it waits for the server to speak first.
  */
 public final class TlsTerminatingProxyFrontendHandler extends ChannelInboundHandlerAdapter {
 
@@ -58,17 +57,6 @@ public final class TlsTerminatingProxyFrontendHandler extends ChannelInboundHand
                     TlsCloseRelay relay = TlsCloseRelay.link(frontend, f.channel());
                     SocketAddress client = frontend.remoteAddress();
                     relay.closeFuture().addListener(r -> onOutcome.accept(client, relay.closeFuture().getNow()));
-                    SslHandler upstreamTls = f.channel().pipeline().get(SslHandler.class);
-                    if (upstreamTls != null) {
-                        // The relay ends the frontend when it reads or writes there; a client that waits for the
-                        // server to speak first would wait for ever. Abort once the failure has reached the relay
-                        // (the event follows the future), so that the backend keeps its FAILED end and cause.
-                        upstreamTls.handshakeFuture().addListener(h -> {
-                            if (!h.isSuccess()) {
-                                f.channel().eventLoop().execute(relay::abort);
-                            }
-                        });
-                    }
                 });
         ctx.pipeline().remove(this);
     }
