@@ -1,10 +1,12 @@
 package io.github.gracefultls;
 
 import io.github.gracefultls.testing.Tls;
+import io.github.gracefultls.testing.Transport;
 import io.github.gracefultls.testing.TlsSockets.Client;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.handler.ssl.SslProvider;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -151,6 +153,11 @@ class TlsCloseRelayTruncationTest extends TlsCloseRelayTestBase {
     @ParameterizedTest(name = "{0}")
     @EnumSource(value = SslProvider.class, names = {"JDK", "OPENSSL"})
     void aFailedUpstreamHandshakeEndsTheClientsConnection(SslProvider provider) throws Exception {
+        // The relay's side of it holds on every transport; what io_uring's client may miss is the reset itself, which
+        // Netty 4.2.18's io_uring transport does not report when bytes before it are unread (here the TLS 1.3
+        // session ticket; see docs/interop.md). Seen once in CI (OPENSSL), never on NIO or epoll.
+        Assumptions.assumeTrue(transport != Transport.IO_URING,
+                "io_uring: a reset behind unread bytes is not reported (docs/interop.md)");
         UpstreamServer only12 = startUpstream(Upstream.TLS, provider, Tls.TLS_1_2, GracefulTlsCloseHandler::new);
         UpstreamServer asking13 = new UpstreamServer(Upstream.TLS, provider, Tls.TLS_1_3, only12.peer);
         Proxy proxy = startProxy(provider, Tls.TLS_1_3, asking13, GracefulTlsCloseHandler::new);
