@@ -125,7 +125,7 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
     void write(Object msg, RelaySide from) {
         if (!state.takesWrites()) {
             ReferenceCountUtil.release(msg);
-            String why = "the " + name + (state == State.CLOSED ? " is closed" : "'s output has ended");
+            String why = "the " + name + (state == State.CLOSED ? " closed" : "'s output has ended");
             from.onLoop(() -> from.undeliverable(why, null));
             return;
         }
@@ -140,6 +140,18 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
                 relay.abort();
             }
         });
+    }
+
+    /**
+     * The other side closed while this one may still send to it. What it sends now has nowhere to go and aborts it
+     * ({@link #write}); if it ends cleanly instead, nothing was lost. It is read until then, however long its peer
+     * takes, as any half-closed side is: a silent peer is bounded by the handler's half-close timeout or the
+     * application's idle handling, not by the relay.
+     */
+    void readUntilEndAfterOtherClosed() {
+        if (state.relaysInput()) {
+            channel.read();
+        }
     }
 
     void readMore() {
@@ -402,14 +414,10 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
         state = State.CLOSED;
         setEnd(tls == null ? TlsCloseRelay.End.TRUNCATED : TlsCloseRelay.End.FAILED, null);
         if (was == State.INPUT_ENDED || was == State.OUTPUT_ENDED) {
-            // Closed from outside while the other side may still send to it: what that side sends, or is
-            // sending, has nowhere to go. (Ended badly, it has signalled the other side already.)
+            // Closed from outside while the other side may still send to it. (Ended badly, this side has signalled
+            // the other side already.)
             RelaySide o = other;
-            o.onLoop(() -> {
-                if (o.state.relaysInput()) {
-                    o.undeliverable("the " + name + " closed", null);
-                }
-            });
+            o.onLoop(o::readUntilEndAfterOtherClosed);
         }
         if (tls == null) {
             relay.sideClosed();

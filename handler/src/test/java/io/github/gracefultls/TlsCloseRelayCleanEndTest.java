@@ -4,6 +4,7 @@ import io.github.gracefultls.testing.Tls;
 import io.github.gracefultls.testing.TlsSockets.Client;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.handler.ssl.SslProvider;
 import io.netty.util.concurrent.Future;
@@ -11,6 +12,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
+
+import java.time.Duration;
 
 import static java.util.concurrent.TimeUnit.SECONDS;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -129,6 +132,46 @@ class TlsCloseRelayCleanEndTest extends TlsCloseRelayTestBase {
         // Its input had ended (our FIN), so Netty reads no more: the reset shows on its next write.
         assertWritesFail(up, "the upstream, whose response could not be delivered");
         assertThat(client.rec.receivedBytes()).isEmpty();
+    }
+
+    /**
+     * A client that closes at once after its close_notify (as curl does), before the upstream, which waits for the end
+     * of the request, ends too: the frontend is closed while the backend may still send. The upstream then ends
+     * without another byte: nothing was lost, and the relay must not have aborted it meanwhile.
+     */
+    @ParameterizedTest(name = "{0} {1} {2} upstream")
+    @MethodSource("cellsAndUpstreams")
+    void aClientGoneAfterItsCloseNotifyStaysCleanWhenTheUpstreamEndsWithoutAnotherByte(
+            SslProvider provider, String protocol, Upstream kind) throws Exception {
+        UpstreamServer upstream = startUpstream(kind, provider, protocol,
+                () -> GracefulTlsCloseHandler.builder().peerClosePolicy(PeerClosePolicy.HALF_CLOSE).build());
+        Proxy proxy = startProxy(provider, protocol, upstream, GracefulTlsCloseHandler::new);
+        // close_notify, then a close without waiting; what the proxy sends later meets a closed socket, which resets:
+        // curl's SSL_shutdown and close.
+        Client client = connect(provider, protocol, proxy,
+                GracefulTlsCloseHandler.builder().closeNotifyReadTimeout(Duration.ofNanos(1)).build());
+        byte[] request = payload(64 * 1024, 23);
+
+        client.channel.writeAndFlush(Unpooled.wrappedBuffer(request));
+        Channel up = upstream.awaitAccepted();
+        upstream.rec.awaitBytes(request.length, AWAIT);
+        client.channel.config().setOption(ChannelOption.SO_LINGER, 0);
+        client.channel.close();
+        if (kind == Upstream.TLS) {
+            assertEvent(upstream.awaitEvent(), TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.PEER);
+        } else {
+            upstream.rec.awaitEvent(ChannelInputShutdownEvent.class, AWAIT);
+        }
+        proxy.relay().frontend().closeFuture().await(AWAIT_SECONDS, SECONDS);
+        assertThat(proxy.relay().frontend().isOpen()).isFalse();
+
+        respondAndEnd(kind, up, new byte[0]);
+
+        TlsCloseRelay.Outcome outcome = proxy.awaitOutcome();
+        assertThat(outcome.isClean()).as("%s", outcome).isTrue();
+        assertSameBytes(upstream.rec.receivedBytes(), request, "request at the upstream");
+        assertThat(upstream.rec.exceptions()).as("the upstream was not reset").isEmpty();
+        assertBothClosed(proxy);
     }
 
     /**
