@@ -4,9 +4,12 @@ import io.github.gracefultls.testing.Peers;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
@@ -18,7 +21,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Builds the compiled foreign peers, once per JVM, into {@code target/foreign-peers/}: the Go {@code crypto/tls} peer
+ * Builds the compiled foreign peers, once per JVM and one JVM at a time, into {@code target/foreign-peers/}: the Go {@code crypto/tls} peer
  * ({@code src/test/peers/go}, standard library only) with {@code go build}, and the rustls peer
  * ({@code src/test/peers/rustls}) with cargo (Debian's {@code /usr/bin/cargo} where installed), offline, against
  * Debian's crate registry ({@code /usr/share/cargo/registry}, from {@code librust-rustls-dev}).
@@ -127,7 +130,7 @@ final class ForeignPeers {
         Object done = BUILT.get(name);
         if (done == null) {
             try {
-                done = build.run();
+                done = lockedAcrossJvms(name, build);
             } catch (AssertionError e) {
                 done = e.getMessage();
             } catch (Exception e) {
@@ -139,6 +142,16 @@ final class ForeignPeers {
             fail((String) done);
         }
         return (Path) done;
+    }
+
+    /** Runs {@code build} holding a file lock: test JVMs that run side by side build in the same directory. */
+    private static Path lockedAcrossJvms(String name, Build build) throws Exception {
+        Files.createDirectories(directory());
+        try (FileChannel channel = FileChannel.open(directory().resolve(name + ".lock"), StandardOpenOption.CREATE,
+                StandardOpenOption.WRITE);
+             FileLock ignored = channel.lock()) {
+            return build.run();
+        }
     }
 
     /** Runs a build command; fails with its output if it does not exit 0 within the bound. */

@@ -19,7 +19,8 @@ import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Writes the interop matrix report, {@code target/interop-report.md}: one row per test cell (peer, scenario, cell,
+ * Writes the interop matrix report, {@code target/interop-report.md}, or {@code target/interop-report-fork<N>.md}
+ * for each test JVM when the build runs several ({@code interop.fork}): one row per test cell (peer, scenario, cell,
  * outcome, time, what was observed), appended as each cell ends, and a summary at the end of the run
  * ({@link InteropReportListener}), also printed to stdout. Tests add what they observed with {@link #observe}.
  */
@@ -83,32 +84,40 @@ public final class InteropReport implements BeforeTestExecutionCallback, AfterTe
     }
 
     static Path reportFile() {
-        return targetDirectory().resolve("interop-report.md");
+        String fork = System.getProperty("interop.fork", "");
+        return targetDirectory().resolve(fork.isEmpty() ? "interop-report.md" : "interop-report-fork" + fork + ".md");
     }
 
-    /** Starts a fresh report: the header, with the peers' versions. Called once per run. */
+    /**
+     * Starts a fresh report, called once per run. The file, with its header and the peers' versions, is written with
+     * the first cell: a launcher session that runs no cell (Maven's own, discovering tests) leaves none.
+     */
     static void begin() {
         synchronized (LOCK) {
             started = true;
             startNanos = System.nanoTime();
             TOTALS.clear();
             PROBLEMS.clear();
-            StringBuilder header = new StringBuilder()
-                    .append("# Interop matrix\n\n")
-                    .append("Java ").append(System.getProperty("java.version"))
-                    .append(", Netty 4.2 on ").append(System.getProperty("os.name")).append(' ')
-                    .append(System.getProperty("os.version")).append(". Peers: ").append(PeerVersions.describe())
-                    .append(".\n\n")
-                    .append("| peer | scenario | cell | outcome | ms | observed |\n")
-                    .append("| --- | --- | --- | --- | ---: | --- |\n");
-            write(header.toString(), false);
         }
+    }
+
+    private static void writeHeader() {
+        StringBuilder header = new StringBuilder()
+                .append("# Interop matrix\n\n")
+                .append("Java ").append(System.getProperty("java.version"))
+                .append(", Netty 4.2 on ").append(System.getProperty("os.name")).append(' ')
+                .append(System.getProperty("os.version")).append(". Peers: ").append(PeerVersions.describe())
+                .append(".\n\n")
+                .append("| peer | scenario | cell | outcome | ms | observed |\n")
+                .append("| --- | --- | --- | --- | ---: | --- |\n");
+        write(header.toString(), false);
     }
 
     /** Ends the report with the totals and the cells not run; returns the summary for stdout. */
     static String finish() {
         synchronized (LOCK) {
-            if (!started) {
+            if (!started || TOTALS.isEmpty()) {
+                started = false;
                 return "";
             }
             StringBuilder summary = new StringBuilder();
@@ -188,6 +197,9 @@ public final class InteropReport implements BeforeTestExecutionCallback, AfterTe
         synchronized (LOCK) {
             if (!started) {
                 begin();
+            }
+            if (TOTALS.isEmpty()) {
+                writeHeader();
             }
             TOTALS.computeIfAbsent(peer, k -> new int[3])[kind]++;
             if (kind == 1) {
