@@ -91,9 +91,6 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
     static final byte CLOSE = 2;
     static final byte DISCONNECT = 3;
 
-    private static final String[] PHASE_NAMES = {"IDLE", "FLUSHING", "FLUSHED", "CLOSED", "HANDED_BACK", "RELEASED"};
-    private static final String[] END_NAMES = {"LEAVE_OPEN", "HAND_BACK", "CLOSE", "DISCONNECT"};
-
     private final ClosureDriver handler;
     /** Who began: the peer, or this side (a byte, not a reference: a closure is allocated per connection). */
     private final boolean peerBegan;
@@ -494,15 +491,7 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
 
     @Override
     public String toString() {
-        return "Closure(" + phaseName(phase) + ", end " + endName(end) + ", " + (event == null ? "pending" : event)
+        return "Closure(" + ClosureNames.phase(phase) + ", end " + ClosureNames.end(end) + ", " + (event == null ? "pending" : event)
                 + ')';
-    }
-
-    static String phaseName(byte phase) {
-        return PHASE_NAMES[phase];
-    }
-
-    static String endName(byte end) {
-        return END_NAMES[end];
     }
 }

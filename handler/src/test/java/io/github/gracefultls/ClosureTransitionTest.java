@@ -122,7 +122,7 @@ class ClosureTransitionTest {
             assertThat(TABLE.get(start)).as("%s", start).containsOnlyKeys(Input.values());
         }
         for (byte phase = Closure.IDLE; phase <= Closure.RELEASED; phase++) {
-            assertThat(Start.valueOf(Closure.phaseName(phase))).isNotNull();
+            assertThat(Start.valueOf(ClosureNames.phase(phase))).isNotNull();
         }
     }
 
@@ -257,7 +257,7 @@ class ClosureTransitionTest {
     /** The client's closure is in {@code phase}, and the client saw exactly one event of {@code status}, or none. */
     private static void assertState(Fixture f, String phase, TlsCloseStatus status, String as) {
         Closure c = f.clientHandler().closure();
-        String actual = c == null ? "NONE" : Closure.phaseName(c.phase());
+        String actual = c == null ? "NONE" : ClosureNames.phase(c.phase());
         assertThat(actual).as("phase after %s: %s", as, c).isEqualTo(phase);
         List<TlsCloseEvent> events = f.clientApp().eventsOfType(TlsCloseEvent.class);
         if (status == null) {
