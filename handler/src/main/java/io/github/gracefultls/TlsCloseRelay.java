@@ -32,7 +32,8 @@ import java.util.Objects;
  *       period to read what the kernel still holds, or, on request and on a TLS side only, a bare FIN
  *       ({@link TruncationSignal});</li>
  *   <li>aborts a side whose bytes can no longer be delivered (the other side closed, or its output ended), so that
- *       its peer does not believe they were;</li>
+ *       its peer does not believe they were; a side whose other side closed after its clean end is read on, and
+ *       ends clean if its peer ends cleanly without another byte;</li>
  *   <li>aborts both sides when one times out or fails, or when {@link #abort()} is called.</li>
  * </ul>
  * Both channels need {@link ChannelOption#ALLOW_HALF_CLOSURE} on; {@link #link(Channel, Channel)} fails otherwise.
