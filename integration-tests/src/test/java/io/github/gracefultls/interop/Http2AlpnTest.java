@@ -354,6 +354,28 @@ class Http2AlpnTest extends InteropTest {
                 "https://" + TestHost.NAME + ":" + port + "/"), workDirectory));
     }
 
+    /** What curl did against our server: its exit status and output, what it saved, and our server's outcome. */
+    private record CurlRun(int exit, String stdout, String stderr, byte[] saved, TlsCloseEvent event) {
+        /** For the report: curl's word and our server's outcome. */
+        String describe() {
+            return "curl exit " + exit + (exit == 0 ? ", " + stdout : " (" + stderr.trim() + ")") + ", saved "
+                    + saved.length + " of " + BODY.length + "; server " + InteropTest.describe(event);
+        }
+    }
+
+    /** Runs curl ({@code --http2} or {@code --http1.1}) against {@code server} to its end, and our side's too. */
+    private CurlRun curlRun(H2Server server, Cell cell, String http) throws Exception {
+        Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
+        PeerProcess curl = curl(cell, server.port(), http, output);
+        GracefulTlsCloseHandler ours = server.awaitHandler();
+        int exit = curl.awaitExit(EXIT);
+        TlsCloseEvent event = await(ours);
+        byte[] saved = Files.exists(output) ? Files.readAllBytes(output) : new byte[0];
+        CurlRun run = new CurlRun(exit, curl.stdout(), curl.stderr(), saved, event);
+        InteropReport.observe(run.describe());
+        return run;
+    }
+
     private static String sha256(byte[] bytes) throws Exception {
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
     }
@@ -366,19 +388,13 @@ class Http2AlpnTest extends InteropTest {
     @MethodSource({"stylesAndCells", "stylesOnEpoll"})
     void curlGetsEveryByteWhenTheServerClosesDuringTheStream(Style style, Cell cell) throws Exception {
         H2Server server = perTest(new H2Server(cell, style, GRACE_MILLIS));
-        Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
-        PeerProcess curl = curl(cell, server.port(), "--http2", output);
+        CurlRun curl = curlRun(server, cell, "--http2");
+        TlsCloseEvent event = curl.event();
 
-        GracefulTlsCloseHandler ours = server.awaitHandler();
-        int exit = curl.awaitExit(EXIT);
-        TlsCloseEvent event = await(ours);
-
-        InteropReport.observe("curl exit " + exit + ", " + curl.stdout() + "; server " + describe(event));
         assertThat(server.protocols.poll()).isEqualTo(ApplicationProtocolNames.HTTP_2);
-        assertThat(exit).as("curl exit status; stderr: %s", curl.stderr()).isZero();
+        assertThat(curl.exit()).as("curl exit status; stderr: %s", curl.stderr()).isZero();
         assertThat(curl.stdout()).isEqualTo("2 200 " + BODY.length);
-        byte[] received = Files.readAllBytes(output);
-        assertThat(sha256(received)).as("SHA-256 of the body curl saved").isEqualTo(sha256(BODY));
+        assertThat(sha256(curl.saved())).as("SHA-256 of the body curl saved").isEqualTo(sha256(BODY));
         // curl 7.88 over h2 closes its socket without close_notify, after the whole body: between messages.
         assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
         assertThat(event.messageState()).as("%s", event).isEqualTo(MessageState.BETWEEN_MESSAGES);
@@ -390,16 +406,11 @@ class Http2AlpnTest extends InteropTest {
     @MethodSource("io.github.gracefultls.interop.Cell#nio")
     void curlEndingAfterItsLastStreamIsBetweenMessages(Cell cell) throws Exception {
         H2Server server = perTest(new H2Server(cell, Style.FRAME_CODEC, GRACE_MILLIS, Answer.COMPLETE));
-        Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
-        PeerProcess curl = curl(cell, server.port(), "--http2", output);
+        CurlRun curl = curlRun(server, cell, "--http2");
+        TlsCloseEvent event = curl.event();
 
-        GracefulTlsCloseHandler ours = server.awaitHandler();
-        int exit = curl.awaitExit(EXIT);
-        TlsCloseEvent event = await(ours);
-
-        InteropReport.observe("curl exit " + exit + ", " + curl.stdout() + "; server " + describe(event));
-        assertThat(exit).as("curl exit status; stderr: %s", curl.stderr()).isZero();
-        assertThat(sha256(Files.readAllBytes(output))).isEqualTo(sha256(BODY));
+        assertThat(curl.exit()).as("curl exit status; stderr: %s", curl.stderr()).isZero();
+        assertThat(sha256(curl.saved())).isEqualTo(sha256(BODY));
         assertTruncated(event, TlsCloseInitiator.PEER);
         assertThat(event.messageState()).as("%s", event).isEqualTo(MessageState.BETWEEN_MESSAGES);
         assertThat(event.isMessageCut()).isFalse();
@@ -417,18 +428,11 @@ class Http2AlpnTest extends InteropTest {
     @MethodSource("io.github.gracefultls.interop.Cell#nio")
     void curlFailsOnAStreamOurServerCuts(Cell cell) throws Exception {
         H2Server server = perTest(new H2Server(cell, Style.FRAME_CODEC, GRACE_MILLIS, Answer.CUT));
-        Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
-        PeerProcess curl = curl(cell, server.port(), "--http2", output);
+        CurlRun curl = curlRun(server, cell, "--http2");
+        TlsCloseEvent event = curl.event();
 
-        GracefulTlsCloseHandler ours = server.awaitHandler();
-        int exit = curl.awaitExit(EXIT);
-        TlsCloseEvent event = await(ours);
-
-        long saved = Files.exists(output) ? Files.size(output) : 0;
-        InteropReport.observe("curl exit " + exit + " (" + curl.stderr().trim() + "), saved " + saved + " of "
-                + BODY.length + "; server " + describe(event));
-        assertThat(exit).as("curl exit status; stderr: %s", curl.stderr()).isNotZero();
-        assertThat(saved).isLessThan(BODY.length);
+        assertThat(curl.exit()).as("curl exit status; stderr: %s", curl.stderr()).isNotZero();
+        assertThat(curl.saved().length).isLessThan(BODY.length);
         assertThat(event.status()).as("%s", event).isEqualTo(TlsCloseStatus.TRUNCATED);
         assertThat(event.messageState()).as("%s", event).isEqualTo(MessageState.BETWEEN_MESSAGES);
     }
@@ -437,17 +441,12 @@ class Http2AlpnTest extends InteropTest {
     @MethodSource("io.github.gracefultls.interop.Cell#nio")
     void curlOverHttp11ViaAlpnGetsEveryByte(Cell cell) throws Exception {
         H2Server server = perTest(new H2Server(cell, Style.FRAME_CODEC, GRACE_MILLIS));
-        Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
-        PeerProcess curl = curl(cell, server.port(), "--http1.1", output);
+        CurlRun curl = curlRun(server, cell, "--http1.1");
+        TlsCloseEvent event = curl.event();
 
-        GracefulTlsCloseHandler ours = server.awaitHandler();
-        int exit = curl.awaitExit(EXIT);
-        TlsCloseEvent event = await(ours);
-
-        InteropReport.observe("curl exit " + exit + ", " + curl.stdout() + "; server " + describe(event));
         assertThat(server.protocols.poll()).isEqualTo(ApplicationProtocolNames.HTTP_1_1);
-        assertThat(exit).as("curl exit status; stderr: %s", curl.stderr()).isZero();
-        assertThat(sha256(Files.readAllBytes(output))).isEqualTo(sha256(BODY));
+        assertThat(curl.exit()).as("curl exit status; stderr: %s", curl.stderr()).isZero();
+        assertThat(sha256(curl.saved())).isEqualTo(sha256(BODY));
         // Over HTTP/1.1 curl answers our close_notify.
         assertEvent(event, TlsCloseStatus.CLOSE_NOTIFY_RECEIVED, TlsCloseInitiator.LOCAL, TlsCloseMode.SHUT_RDWR);
     }
@@ -463,18 +462,10 @@ class Http2AlpnTest extends InteropTest {
                 .as("Http2FrameCodecBuilder's default grace period").isZero();
         try (LogCapture log = LogCapture.of(GracefulTlsCloseHandler.class, Level.FINE)) {
             H2Server server = perTest(new H2Server(cell, Style.FRAME_CODEC, 0));
-            Path output = workDirectory.resolve("curl-" + System.nanoTime() + ".bin");
-            PeerProcess curl = curl(cell, server.port(), "--http2", output);
+            CurlRun curl = curlRun(server, cell, "--http2");
 
-            GracefulTlsCloseHandler ours = server.awaitHandler();
-            int exit = curl.awaitExit(EXIT);
-            TlsCloseEvent event = await(ours);
-
-            long saved = Files.exists(output) ? Files.size(output) : 0;
-            InteropReport.observe("curl exit " + exit + " (" + curl.stderr().trim() + "), saved " + saved + " of "
-                    + BODY.length + "; server " + describe(event));
-            assertThat(exit).as("curl exit status").isNotZero();
-            assertThat(saved).isLessThan(BODY.length);
+            assertThat(curl.exit()).as("curl exit status").isNotZero();
+            assertThat(curl.saved().length).isLessThan(BODY.length);
             List<String> said = new java.util.ArrayList<>(log.messages(Level.WARNING));
             said.addAll(log.messages(Level.FINE));
             assertThat(said).as("the handler's word on the codec").anyMatch(m -> m.contains(
