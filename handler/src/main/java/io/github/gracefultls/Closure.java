@@ -491,7 +491,7 @@ final class Closure extends ClosingGuard implements ChannelFutureListener, Runna
 
     @Override
     public String toString() {
-        return "Closure(" + ClosureNames.phase(phase) + ", end " + ClosureNames.end(end) + ", " + (event == null ? "pending" : event)
-                + ')';
+        return "Closure(" + ClosureNames.phase(phase) + ", end " + ClosureNames.end(end) + ", "
+                + (event == null ? "pending" : event) + ')';
     }
 }

@@ -142,18 +142,6 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
         });
     }
 
-    /**
-     * The other side closed while this one may still send to it. What it sends now has nowhere to go and aborts it
-     * ({@link #write}); if it ends cleanly instead, nothing was lost. It is read until then, however long its peer
-     * takes, as any half-closed side is: a silent peer is bounded by the handler's half-close timeout or the
-     * application's idle handling, not by the relay.
-     */
-    void readUntilEndAfterOtherClosed() {
-        if (state.relaysInput()) {
-            channel.read();
-        }
-    }
-
     void readMore() {
         if (state.relaysInput() || state == State.DRAINING) {
             channel.read();
@@ -414,10 +402,12 @@ final class RelaySide extends ChannelInboundHandlerAdapter {
         state = State.CLOSED;
         setEnd(tls == null ? TlsCloseRelay.End.TRUNCATED : TlsCloseRelay.End.FAILED, null);
         if (was == State.INPUT_ENDED || was == State.OUTPUT_ENDED) {
-            // Closed from outside while the other side may still send to it. (Ended badly, this side has signalled
-            // the other side already.)
+            // Closed from outside while the other side may still send to it. That side is read on: what it sends now
+            // has nowhere to go and aborts it (write); if it ends cleanly instead, nothing was lost. A silent peer is
+            // bounded by the handler's half-close timeout or the application's idle handling, as in any half-closed
+            // relay. (Ended badly, this side has signalled the other side already.)
             RelaySide o = other;
-            o.onLoop(o::readUntilEndAfterOtherClosed);
+            o.onLoop(o::readMore);
         }
         if (tls == null) {
             relay.sideClosed();
