@@ -21,8 +21,8 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Builds the compiled foreign peers, once per JVM and one JVM at a time, into {@code target/foreign-peers/}: the Go {@code crypto/tls} peer
- * ({@code src/test/peers/go}, standard library only) with {@code go build}, and the rustls peer
+ * Builds the compiled foreign peers, once per JVM and one JVM at a time, into {@code target/foreign-peers/}: the Go
+ * {@code crypto/tls} peer ({@code src/test/peers/go}, standard library only) with {@code go build}, and the rustls peer
  * ({@code src/test/peers/rustls}) with cargo (Debian's {@code /usr/bin/cargo} where installed), offline, against
  * Debian's crate registry ({@code /usr/share/cargo/registry}, from {@code librust-rustls-dev}).
  *
